@@ -1,0 +1,23 @@
+"""The thinc architecture around Hugging Face encoders, its span getters and
+global attention choosers."""
+from .architecture import LongTransformerModel, create_long_transformer_model_v1
+from .global_attention import (
+    GlobalSelection,
+    configure_global_attention_cls,
+    configure_global_attention_none,
+    configure_global_attention_section_headers,
+)
+from .hf_loading import ModelLoadError
+from .long_spans import configure_long_spans, get_long_spans
+
+__all__ = [
+    "LongTransformerModel",
+    "create_long_transformer_model_v1",
+    "GlobalSelection",
+    "configure_global_attention_cls",
+    "configure_global_attention_none",
+    "configure_global_attention_section_headers",
+    "ModelLoadError",
+    "configure_long_spans",
+    "get_long_spans",
+]

@@ -1,0 +1,149 @@
+"""Running a Hugging Face encoder over windows in wordpiece-budget batches."""
+import contextlib
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import numpy
+import torch
+
+from .hf_loading import ModelFacts
+
+
+@dataclass
+class WindowInput:
+    """One window: a span of one doc, as model input.
+
+    ids (numpy.ndarray): Wordpiece ids, special tokens included.
+    global_positions (List[int]): Positions with global attention.
+    """
+
+    ids: numpy.ndarray
+    global_positions: List[int]
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+def round_up(n: int, multiple: int) -> int:
+    return ((n + multiple - 1) // multiple) * multiple
+
+
+def plan_batches(lengths: List[int], *, budget: int, pad_multiple: int) -> List[List[int]]:
+    """Group windows into batches of at most `budget` padded wordpieces.
+
+    Windows are sorted longest first, so a batch pads only to its own longest
+    window and short notes never pad to a long one. A window longer than the
+    budget runs alone.
+    lengths (List[int]): Window lengths, special tokens included.
+    budget (int): The most padded wordpieces (rows x padded length) per batch.
+    pad_multiple (int): Batches are padded to a multiple of this.
+    RETURNS (List[List[int]]): Window indices per batch.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: List[List[int]] = []
+    current: List[int] = []
+    padded = 0
+    for i in order:
+        if not current:
+            current, padded = [i], round_up(max(lengths[i], 1), pad_multiple)
+        elif padded * (len(current) + 1) <= budget:
+            current.append(i)
+        else:
+            batches.append(current)
+            current, padded = [i], round_up(max(lengths[i], 1), pad_multiple)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def autocast_dtype(device: torch.device, mixed_precision: bool) -> Optional[torch.dtype]:
+    """bf16 where the GPU has it, else fp16; None (fp32) on CPU or when off."""
+    if not mixed_precision or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def batch_tensors(
+    windows: List[WindowInput], facts: ModelFacts, device: torch.device, *, sparse: bool
+) -> Dict[str, torch.Tensor]:
+    """Pad a batch of windows into model inputs.
+
+    windows (List[WindowInput]): The windows.
+    facts (ModelFacts): The model's padding rule and ids.
+    device (torch.device): Where to put the tensors.
+    sparse (bool): Whether a BigBird batch will run block-sparse (needs block
+        multiples; full attention pads only to 8).
+    RETURNS (Dict[str, torch.Tensor]): Keyword arguments for the model.
+    """
+    longest = max(len(w) for w in windows)
+    multiple = facts.pad_multiple if (facts.model_type != "big_bird" or sparse) else 8
+    length = round_up(longest, multiple)
+    ids = numpy.full((len(windows), length), facts.pad_id, dtype="int64")
+    mask = numpy.zeros((len(windows), length), dtype="int64")
+    for row, window in enumerate(windows):
+        ids[row, : len(window)] = window.ids
+        mask[row, : len(window)] = 1
+    kwargs = {
+        "input_ids": torch.from_numpy(ids).to(device),
+        "attention_mask": torch.from_numpy(mask).to(device),
+    }
+    if facts.model_type == "longformer":
+        glob = numpy.zeros((len(windows), length), dtype="int64")
+        for row, window in enumerate(windows):
+            if window.global_positions:
+                glob[row, window.global_positions] = 1
+        kwargs["global_attention_mask"] = torch.from_numpy(glob).to(device)
+    return kwargs
+
+
+def bigbird_sparse(transformer, padded_length: int) -> bool:
+    """Whether BigBird can run block-sparse on spans of this length.
+
+    Hugging Face switches a BigBird model to full attention, for good and with a
+    warning, the first time it sees a short batch; we choose per batch instead.
+    """
+    config = transformer.config
+    return padded_length > (5 + 2 * config.num_random_blocks) * config.block_size
+
+
+def run_batch(
+    transformer,
+    windows: List[WindowInput],
+    facts: ModelFacts,
+    *,
+    is_train: bool,
+    mixed_precision: bool,
+) -> torch.Tensor:
+    """Run the encoder on one batch of windows.
+
+    transformer (PreTrainedModel): The encoder.
+    windows (List[WindowInput]): The windows.
+    facts (ModelFacts): The model facts.
+    is_train (bool): Keep the graph for a backward pass (else inference mode).
+    mixed_precision (bool): bf16/fp16 autocast on GPU.
+    RETURNS (torch.Tensor): Last hidden states (batch, padded length, width), fp32.
+    """
+    device = next(transformer.parameters()).device
+    sparse = False
+    if facts.model_type == "big_bird":
+        longest = round_up(max(len(w) for w in windows), facts.pad_multiple)
+        sparse = transformer.config.attention_type == "block_sparse" and bigbird_sparse(
+            transformer, longest
+        )
+        transformer.set_attention_type("block_sparse" if sparse else "original_full")
+    kwargs = batch_tensors(windows, facts, device, sparse=sparse)
+    dtype = autocast_dtype(device, mixed_precision)
+    amp = (
+        torch.autocast(device_type=device.type, dtype=dtype)
+        if dtype is not None
+        else contextlib.nullcontext()
+    )
+    if is_train:
+        transformer.train()
+        with amp:
+            output = transformer(**kwargs, return_dict=True)
+    else:
+        transformer.eval()
+        with torch.inference_mode(), amp:
+            output = transformer(**kwargs, return_dict=True)
+    return output.last_hidden_state.float()

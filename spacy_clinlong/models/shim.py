@@ -1,0 +1,85 @@
+"""The PyTorch shim that carries a Hugging Face encoder and its tokenizer.
+
+Serialized as the files `save_pretrained` writes (config, tokenizer files,
+safetensors weights), so a pipeline saved with `nlp.to_disk` loads offline
+with exactly the loading code a hub checkpoint goes through.
+"""
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import srsly
+from spacy.util import make_tempdir
+from spacy_transformers.data_classes import HFObjects
+from thinc.api import PyTorchGradScaler, PyTorchShim, get_torch_default_device
+
+
+class LongHFShim(PyTorchShim):
+    """Holds the encoder (as `_model`) and an HFObjects with its tokenizer.
+
+    model (HFObjects): Tokenizer, transformer and their init configs.
+    mixed_precision (bool): Whether mixed precision is on (GPU only).
+    grad_scaler_config (dict): PyTorchGradScaler settings for fp16 training.
+    """
+
+    def __init__(
+        self,
+        model: HFObjects,
+        *,
+        mixed_precision: bool = False,
+        grad_scaler_config: Optional[Dict[str, Any]] = None,
+    ):
+        self._hfmodel = model
+        cfg = dict(grad_scaler_config or {})
+        cfg.setdefault("enabled", mixed_precision)
+        super().__init__(
+            model.transformer,
+            mixed_precision=mixed_precision,
+            grad_scaler=PyTorchGradScaler(**cfg),
+        )
+
+    def set_hf(self, tokenizer, transformer) -> None:
+        """Install a loaded tokenizer and encoder."""
+        transformer.to(get_torch_default_device())
+        self._model = transformer
+        self._hfmodel.tokenizer = tokenizer
+        self._hfmodel.transformer = transformer
+
+    def to_bytes(self) -> bytes:
+        hf = self._hfmodel
+        files: Dict[str, bytes] = {}
+        if hf.transformer is not None:
+            with make_tempdir() as tmp:
+                hf.transformer.save_pretrained(str(tmp), safe_serialization=True)
+                hf.tokenizer.save_pretrained(str(tmp))
+                for path in sorted(tmp.glob("*")):
+                    if path.is_file():
+                        files[path.name] = path.read_bytes()
+        msg = {
+            "format": "save_pretrained.v1",
+            "files": files,
+            "_init_tokenizer_config": dict(hf._init_tokenizer_config),
+            "_init_transformer_config": dict(hf._init_transformer_config),
+        }
+        return srsly.msgpack_dumps(msg)
+
+    def from_bytes(self, bytes_data: bytes) -> "LongHFShim":
+        from .hf_loading import load_hf
+
+        msg = srsly.msgpack_loads(bytes_data)
+        if msg.get("format") != "save_pretrained.v1":
+            raise ValueError(
+                "This transformer was not saved by spacy-clinlong's "
+                "LongTransformerModel (unknown serialization format)."
+            )
+        tok_cfg = msg.get("_init_tokenizer_config", {})
+        trf_cfg = msg.get("_init_transformer_config", {})
+        self._hfmodel = HFObjects(None, None, None, tok_cfg, trf_cfg)
+        if msg["files"]:
+            with make_tempdir() as tmp:
+                for name, data in msg["files"].items():
+                    Path(tmp / Path(name).name).write_bytes(data)
+                tokenizer, transformer = load_hf(tmp, tok_cfg, trf_cfg)
+            self.set_hf(tokenizer, transformer)
+        else:
+            self._model = None
+        return self
