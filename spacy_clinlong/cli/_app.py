@@ -10,3 +10,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _group() -> None:
+    """spacy-clinlong: long-context clinical transformers in spaCy."""
