@@ -1,0 +1,18 @@
+"""Corpora: deterministic synthetic clinical notes and their writers."""
+from .synth import generate_notes, note_cats
+from .synth_io import note_to_doc, squad_json, write_corpus
+from .synth_templates import FINAL_MED_SECTIONS
+from .synth_vocab import CAT_LABELS, CONDITION_LABELS, CONDITION_TERMS, ENTITY_LABELS
+
+__all__ = [
+    "generate_notes",
+    "write_corpus",
+    "note_cats",
+    "note_to_doc",
+    "squad_json",
+    "CAT_LABELS",
+    "CONDITION_LABELS",
+    "CONDITION_TERMS",
+    "ENTITY_LABELS",
+    "FINAL_MED_SECTIONS",
+]
