@@ -23,10 +23,11 @@ The same arch, size, seed and texts give byte-identical files. The tokenizer
 depends only on the texts (by default the package's synthetic notes), the
 weights on the seed.
 """
+import functools
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 import torch
 from transformers import AutoModel, BertConfig, BigBirdConfig, LongformerConfig
@@ -62,7 +63,8 @@ MAX_LENGTH = {"longformer": 4096, "bigbird": 4096, "modernbert": 8192, "bert": 5
 # Default tiny vocab_size, enough for any tiny tokenizer; build_model passes the
 # real size. ModernBERT's specials sit at 4000..4004 whatever the corpus.
 TINY_VOCAB_SIZE = 4008
-TINY = {"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
+BASE_VOCAB = {"longformer": 50265, "bigbird": 50358, "modernbert": 50368, "bert": 28996}
+BASE_INTERMEDIATE = {"longformer": 3072, "bigbird": 3072, "modernbert": 1152, "bert": 3072}
 # Enough notes for a stable vocabulary while training stays under a second.
 DEFAULT_NOTES = 200
 BUILD_FILE = "clinlong_build.json"
@@ -88,33 +90,31 @@ def make_config(arch: str, size: str, *, vocab_size: Optional[int] = None) -> Pr
     if arch not in ARCHS or size not in SIZES:
         raise ValueError(f"Unknown arch/size {arch!r}/{size!r}; expected arch in {ARCHS}, size in {SIZES}")
     tiny = size == "tiny"
-    shape: Dict[str, Any] = dict(TINY) if tiny else {}
-    if vocab_size is not None:
-        shape["vocab_size"] = vocab_size
-    elif tiny:
-        shape["vocab_size"] = TINY_VOCAB_SIZE
+    if vocab_size is None:
+        vocab_size = TINY_VOCAB_SIZE if tiny else BASE_VOCAB[arch]
+    shape: Dict[str, Any] = {
+        "hidden_size": 64 if tiny else 768,
+        "num_attention_heads": 2 if tiny else 12,
+        "intermediate_size": 128 if tiny else BASE_INTERMEDIATE[arch],
+        "vocab_size": vocab_size,
+    }
     if arch == "longformer":
         layers = 2 if tiny else 12
-        window = 32 if tiny else 512
         config = LongformerConfig(
             num_hidden_layers=layers,
-            hidden_size=shape.pop("hidden_size", 768),
-            num_attention_heads=shape.pop("num_attention_heads", 12),
-            intermediate_size=shape.pop("intermediate_size", 3072),
-            attention_window=[window] * layers,
+            attention_window=[32 if tiny else 512] * layers,
             # RoBERTa positions start at pad_token_id + 1: 4096 tokens need 4098.
             max_position_embeddings=4098,
-            vocab_size=shape.pop("vocab_size", 50265),
             type_vocab_size=1,
             layer_norm_eps=1e-5,
             pad_token_id=1,
             bos_token_id=0,
             eos_token_id=2,
             sep_token_id=2,
+            **shape,
         )
         min_vocab = 4
     elif arch == "bigbird":
-        # BigBirdConfig's defaults are google/bigbird-roberta-base's values.
         config = BigBirdConfig(
             num_hidden_layers=2 if tiny else 12,
             attention_type="block_sparse",
@@ -132,8 +132,8 @@ def make_config(arch: str, size: str, *, vocab_size: Optional[int] = None) -> Pr
         # Specials follow the learned vocabulary: [UNK] [CLS] [SEP] [PAD] [MASK].
         unk = TOKENIZER_VOCAB[(arch, size)]
         config = ModernBertConfig(
+            # Every third layer (0, 3, ...) is global, the others local.
             num_hidden_layers=3 if tiny else 22,
-            intermediate_size=shape.pop("intermediate_size", 1152),
             global_attn_every_n_layers=3,
             local_attention=32 if tiny else 128,
             max_position_embeddings=8192,
@@ -142,7 +142,6 @@ def make_config(arch: str, size: str, *, vocab_size: Optional[int] = None) -> Pr
             sep_token_id=unk + 2,
             eos_token_id=unk + 2,
             pad_token_id=unk + 3,
-            vocab_size=shape.pop("vocab_size", 50368),
             **shape,
         )
         min_vocab = unk + 5
@@ -150,7 +149,6 @@ def make_config(arch: str, size: str, *, vocab_size: Optional[int] = None) -> Pr
         config = BertConfig(
             num_hidden_layers=2 if tiny else 12,
             max_position_embeddings=512,
-            vocab_size=shape.pop("vocab_size", 28996),
             pad_token_id=0,
             **shape,
         )
@@ -208,15 +206,18 @@ def _check_tokenizer(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfi
         raise ValueError(f"Tokenizer has {len(tokenizer)} tokens, more than vocab_size={config.vocab_size}")
 
 
-def default_texts(n: int = DEFAULT_NOTES) -> List[str]:
+@functools.lru_cache(maxsize=2)
+def default_texts(n: int = DEFAULT_NOTES) -> Tuple[str, ...]:
     """Texts of the package's synthetic notes, for training tokenizers.
 
+    Cached: the notes are deterministic, and a test session builds many models.
+
     n (int): Number of notes.
-    RETURNS (List[str]): The note texts.
+    RETURNS (Tuple[str, ...]): The note texts.
     """
     from ..corpus.synth import generate_notes
 
-    return [note["text"] for note in generate_notes(n, seed=0)]
+    return tuple(note["text"] for note in generate_notes(n, seed=0))
 
 
 def _prepare_dir(output_dir: Path) -> None:
@@ -249,11 +250,17 @@ def build_model(
     RETURNS (Path): output_dir, loadable with AutoTokenizer/AutoModel.from_pretrained.
     """
     make_config(arch, size)  # fail on a bad arch or size before any work
-    texts = default_texts() if texts is None else [str(text) for text in texts]
+    texts = list(default_texts() if texts is None else texts)
+    kinds = sorted({type(text).__name__ for text in texts if not isinstance(text, str)})
+    if kinds:
+        raise ValueError(f"texts must be strings, got items of type {kinds}")
     if not any(text.strip() for text in texts):
         raise ValueError(f"No training text: {len(texts)} texts, all empty")
     output_dir = Path(output_dir)
     _prepare_dir(output_dir)
+    record: Dict[str, Any] = {"arch": arch, "size": size, "seed": seed, "complete": False}
+    # Written first so that a build cut short can be rebuilt in the same place.
+    _write_record(output_dir, record)
     tokenizer = train_tokenizer(
         arch, texts, output_dir,
         vocab_size=TOKENIZER_VOCAB[(arch, size)], model_max_length=MAX_LENGTH[arch],
@@ -269,10 +276,8 @@ def build_model(
         model = AutoModel.from_config(config)
     model.save_pretrained(str(output_dir), safe_serialization=True)
     n_params = sum(p.numel() for p in model.parameters())
-    record = {
-        "arch": arch,
-        "size": size,
-        "seed": seed,
+    record.update({
+        "complete": True,
         "spacy_clinlong_version": __version__,
         "mirrors": MIRRORS[arch],
         "model_class": type(model).__name__,
@@ -282,9 +287,13 @@ def build_model(
         "tokenizer_class": type(tokenizer).__name__,
         "tokenizer_texts": len(texts),
         "tokenizer_chars": sum(len(text) for text in texts),
-    }
-    (output_dir / BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf8")
+    })
+    _write_record(output_dir, record)
     return output_dir
+
+
+def _write_record(output_dir: Path, record: Dict[str, Any]) -> None:
+    (output_dir / BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf8")
 
 
 def read_build_info(model_dir: os.PathLike) -> Dict[str, Any]:

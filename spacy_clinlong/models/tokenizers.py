@@ -191,6 +191,9 @@ def train_modernbert(
     # Fillers have no merge that produces them, so the model never emits them.
     for i in range(len(vocab), vocab_size):
         vocab[UNUSED.format(i)] = i
+    if sorted(vocab.values()) != list(range(vocab_size)):
+        # A learned token spelled like a filler would leave a hole in the ids.
+        raise ValueError(f"Learned vocabulary of {len(learned['vocab'])} does not pad to {vocab_size} distinct ids")
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in learned["merges"]]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -236,13 +239,18 @@ def train_bert(
         clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
     )
     wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    texts = list(texts) + _primer()
+    # The trainer numbers "##c" pieces in hash-map order, and ids break ties
+    # between equally frequent merges, so two runs could learn different
+    # vocabularies. Listing every "##c" up front, sorted, fixes their ids.
+    chars = sorted({c for text in texts for c in text if not c.isspace()})
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=MIN_FREQUENCY,
-        special_tokens=reserved_layout(BERT_IDS),
+        special_tokens=reserved_layout(BERT_IDS) + ["##" + c for c in chars],
         show_progress=False,
     )
-    wordpiece.train_from_iterator(list(texts) + _primer(), trainer)
+    wordpiece.train_from_iterator(texts, trainer)
     with tempfile.TemporaryDirectory() as tmp:
         (vocab_file,) = wordpiece.model.save(tmp)
         tokenizer = BertTokenizerFast(

@@ -1,0 +1,56 @@
+"""`make-model`: build a random-weight stand-in for a clinical checkpoint, offline."""
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from ._app import app
+
+
+# Enums (not free strings) so typer rejects a bad --arch/--size listing the choices.
+# Kept in step with spacy_clinlong.models.make_model.ARCHS/SIZES by a test.
+class Arch(str, Enum):
+    longformer = "longformer"
+    bigbird = "bigbird"
+    modernbert = "modernbert"
+    bert = "bert"
+
+
+class Size(str, Enum):
+    tiny = "tiny"
+    base = "base"
+
+
+@app.command("make-model")
+def make_model_cli(
+    output_dir: Path = typer.Argument(..., help="Directory to write (created if missing)", file_okay=False),
+    arch: Arch = typer.Option(..., "--arch", "-a", help="Architecture family", case_sensitive=False),
+    size: Size = typer.Option(
+        Size.tiny, "--size", "-s", help="tiny: seconds on CPU; base: the real checkpoint's shape",
+        case_sensitive=False,
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random weights"),
+) -> None:
+    """Train a tokenizer on the synthetic notes and save it with a random-weight
+    model, loadable with AutoTokenizer/AutoModel.from_pretrained(OUTPUT_DIR).
+
+    `--size base` has the real checkpoint's shape (hundreds of MB of weights),
+    for speed and memory figures; `--size tiny` is for tests and demos.
+    """
+    # Imported here: torch and transformers would slow down every other command's --help.
+    from ..models.make_model import build_model, read_build_info
+
+    try:
+        path = build_model(arch=arch.value, size=size.value, output_dir=output_dir, seed=seed)
+    except ValueError as err:
+        typer.secho(str(err), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    info = read_build_info(path)
+    typer.echo(f"Wrote {info['arch']}/{info['size']} (seed {info['seed']}) to {path.resolve()}")
+    typer.echo(f"Parameters: {info['num_parameters']:,}")
+    typer.echo(
+        f"Tokenizer: {info['tokenizer_class']}, {info['tokenizer_size']:,} tokens "
+        f"(model vocab_size {info['vocab_size']:,})"
+    )
+    typer.echo(f"Shape mirrors: {info['mirrors']}")
+    typer.echo(f"Load it: AutoModel.from_pretrained({str(path)!r})")
