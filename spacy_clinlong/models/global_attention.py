@@ -15,9 +15,13 @@ from typing import Callable, List
 from spacy.tokens import Span
 from spacy.util import registry
 
-# A header as clinical notes write them: a line that starts with capitalised
-# words and a colon ("HISTORY OF PRESENT ILLNESS:", "Allergies:").
-DEFAULT_HEADER_PATTERN = r"^[A-Z][A-Za-z/&,()\- ]{1,60}:"
+# A header as clinical notes write them: an upper-case label and a colon
+# ("HISTORY OF PRESENT ILLNESS: ...", MTSamples style), or a short label alone
+# on its line ("Allergies:", MIMIC style). "Sodium: 141 mmol/L" is not one.
+# No "$": spaCy configs read it as variable interpolation; \Z does the same.
+DEFAULT_HEADER_PATTERN = (
+    r"^(?:[A-Z][A-Z0-9 /&,()\-]{2,60}:|[A-Z][A-Za-z0-9 /&,()\-]{2,60}:[ \t]*\Z)"
+)
 
 
 @dataclass
