@@ -48,3 +48,10 @@ def test_all_registered_names_are_namespaced_and_versioned():
         if group in ("console_scripts", "spacy_cli"):
             continue
         assert name.startswith("spacy-clinlong.") and name.rsplit(".", 1)[-1].startswith("v"), name
+
+
+def test_spacy_cli_has_the_clinlong_group():
+    from spacy.cli._util import app as spacy_app
+
+    registry.cli.get_all()  # what `spacy` does when it starts
+    assert any(group.name == "clinlong" for group in spacy_app.registered_groups)

@@ -8,18 +8,4 @@ def main() -> None:
     app()
 
 
-def register_spacy_cli():
-    """Add the `clinlong` command group to spaCy's own CLI (`spacy clinlong ...`).
-
-    Registered under the `spacy_cli` entry point, which spaCy imports when its
-    CLI starts.
-    RETURNS (typer.Typer): The command group.
-    """
-    from spacy.cli._util import app as spacy_app
-
-    if not any(group.name == "clinlong" for group in spacy_app.registered_groups):
-        spacy_app.add_typer(app, name="clinlong")
-    return app
-
-
-__all__ = ["app", "main", "register_spacy_cli"]
+__all__ = ["app", "main"]

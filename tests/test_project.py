@@ -1,0 +1,47 @@
+"""project.yml runs with `spacy project run`, offline, from a copy of the project."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import srsly
+from spacy.tokens import DocBin
+
+ROOT = Path(__file__).parent.parent
+
+
+def _run(project_dir, *args):
+    cmd = [sys.executable, "-m", "spacy", "project", "run", *args, str(project_dir)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def test_project_yml_declares_help_and_outputs():
+    project = srsly.read_yaml(ROOT / "project.yml")
+    assert project["vars"]["gpu_id"] == -1
+    for command in project["commands"]:
+        assert command.get("help") and command.get("outputs"), command["name"]
+        for dep in command.get("deps", []):
+            if dep.startswith("configs/"):
+                assert (ROOT / dep).exists(), dep
+    names = {c["name"] for c in project["commands"]}
+    assert set(project["workflows"]["all"]) <= names
+    assert all("url" not in asset for asset in project["assets"]), "licensed corpora have no URL"
+
+
+def test_model_and_corpus_steps_run(tmp_path):
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    shutil.copy(ROOT / "project.yml", project_dir)
+    shutil.copytree(ROOT / "configs", project_dir / "configs")
+    result = _run(project_dir, "make-model")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (project_dir / "models" / "longformer-tiny" / "config.json").exists()
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", "synth", str(project_dir), "--vars.n_notes", "10"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    docs = DocBin().from_disk(project_dir / "corpus" / "synth" / "train.spacy")
+    assert len(docs) == 8
