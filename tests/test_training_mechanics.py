@@ -105,3 +105,25 @@ def test_long_note_logs_no_truncation_warning(tiny_models, caplog):
     assert doc._.trf_data.model_output.last_hidden_state.shape[0] > 1
     noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not noisy, [r.getMessage()[:80] for r in noisy]
+
+
+def test_replace_listeners_gives_a_loadable_own_copy(tiny_models, tmp_path):
+    nlp = _nlp(tiny_models("longformer"), max_length=512)
+    notes = sorted(generate_notes(8, seed=5), key=lambda n: len(n["text"]))[:2]
+    examples = _examples(nlp, notes)
+    optimizer = nlp.initialize(lambda: examples)
+    nlp.update(examples, sgd=optimizer)
+    nlp.replace_listeners("transformer", "ner", ["model.tok2vec"])
+    tok2vec_cfg = nlp.config["components"]["ner"]["model"]["tok2vec"]
+    assert tok2vec_cfg["@architectures"] == "spacy-clinlong.Tok2VecLongTransformer.v1"
+    losses = {}
+    nlp.update(examples, sgd=optimizer, losses=losses)
+    assert losses["ner"] > 0
+    nlp.remove_pipe("transformer")
+    texts = [n["text"] for n in notes]
+    before = [[(e.start, e.end, e.label_) for e in d.ents] for d in nlp.pipe(texts)]
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.pipe_names == ["ner"]
+    after = [[(e.start, e.end, e.label_) for e in d.ents] for d in loaded.pipe(texts)]
+    assert after == before

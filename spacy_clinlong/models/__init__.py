@@ -9,6 +9,7 @@ from .global_attention import (
 )
 from .hf_loading import ModelLoadError
 from .long_spans import configure_long_spans, get_long_spans
+from .tok2vec import create_tok2vec_long_transformer_v1
 
 __all__ = [
     "LongTransformerModel",
@@ -20,4 +21,5 @@ __all__ = [
     "ModelLoadError",
     "configure_long_spans",
     "get_long_spans",
+    "create_tok2vec_long_transformer_v1",
 ]

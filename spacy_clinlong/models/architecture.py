@@ -5,7 +5,6 @@ FullTransformerBatch whose per-doc TransformerData (doc._.trf_data) the
 listeners of `ner`, `textcat`, `textcat_multilabel` and `spancat` read
 unchanged.
 """
-import copy
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy
@@ -13,7 +12,6 @@ import torch
 from spacy.tokens import Doc
 from spacy.util import SimpleFrozenDict, registry
 from spacy_transformers.data_classes import HFObjects, TransformerData, WordpieceBatch
-from spacy_transformers.layers._util import replace_listener, replace_listener_cfg
 from thinc.api import Model, torch2xp, xp2torch
 from thinc.types import Ragged
 from transformers.file_utils import ModelOutput
@@ -83,8 +81,9 @@ class LongTransformerModel(Model):
                 "gradient_checkpointing": bool(gradient_checkpointing),
                 "has_transformer": False,
                 "facts": None,
-                "replace_listener": replace_listener,
-                "replace_listener_cfg": replace_listener_cfg,
+                # Read by nlp.replace_listeners; imported late (tok2vec imports us).
+                "replace_listener": _replace_listener,
+                "replace_listener_cfg": _replace_listener_cfg,
             },
         )
 
@@ -110,16 +109,32 @@ class LongTransformerModel(Model):
             )
         return ModelFacts(**facts)
 
-    def copy(self):
+    def _copy(self, seen=None) -> "LongTransformerModel":
+        # thinc's Model._copy (behind copy(), and behind copying any chain that
+        # holds this model, as nlp.replace_listeners does) rebuilds a plain
+        # Model; keep the class so the copy still has its properties.
+        plain = Model._copy(self, {} if seen is None else seen)
         copied = LongTransformerModel(
             self.attrs["name"],
             get_spans=self.attrs["get_spans"],
             global_attention=self.attrs["global_attention"],
         )
-        copied.attrs = dict(self.attrs)
-        copied._dims = copy.deepcopy(self._dims)
-        copied.layers[0] = copy.deepcopy(self.layers[0])
+        copied._attrs = plain._attrs
+        copied._dims = plain._dims
+        copied._layers = plain._layers
         return copied
+
+
+def _replace_listener(model):
+    from .tok2vec import replace_listener
+
+    return replace_listener(model)
+
+
+def _replace_listener_cfg(tok2vec_model_cfg, listener_model_cfg):
+    from .tok2vec import replace_listener_cfg
+
+    return replace_listener_cfg(tok2vec_model_cfg, listener_model_cfg)
 
 
 def _wrapper_forward(model, X, is_train):  # pragma: no cover - never called
