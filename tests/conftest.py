@@ -48,3 +48,28 @@ def tiny_models(tmp_path_factory) -> Callable[[str], Path]:
         return built[arch]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def trf_nlp() -> Callable[..., "spacy.Language"]:
+    """Make a blank English pipeline with the long-span transformer, initialized.
+
+    RETURNS (Callable[..., Language]): Called with a model directory (or hub
+        id) and LongTransformerModel settings as keyword arguments.
+    """
+    import spacy
+
+    def make(model_dir, **model_cfg):
+        nlp = spacy.blank("en")
+        config = {
+            "model": {
+                "@architectures": "spacy-clinlong.LongTransformerModel.v1",
+                "name": str(model_dir),
+                **model_cfg,
+            }
+        }
+        nlp.add_pipe("transformer", config=config)
+        nlp.initialize()
+        return nlp
+
+    return make

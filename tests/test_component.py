@@ -15,20 +15,6 @@ from spacy_clinlong.models.pieces import tokenize_docs
 ARCHS = ["longformer", "bigbird", "modernbert", "bert"]
 
 
-def make_nlp(model_dir, **model_cfg):
-    nlp = spacy.blank("en")
-    config = {
-        "model": {
-            "@architectures": "spacy-clinlong.LongTransformerModel.v1",
-            "name": str(model_dir),
-            **model_cfg,
-        }
-    }
-    nlp.add_pipe("transformer", config=config)
-    nlp.initialize()
-    return nlp
-
-
 def assert_all_aligned(doc):
     data = doc._.trf_data
     if len(doc) == 0:
@@ -62,8 +48,8 @@ def notes():
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_each_architecture_reads_a_note(arch, tiny_models, notes):
-    nlp = make_nlp(tiny_models(arch))
+def test_each_architecture_reads_a_note(trf_nlp, arch, tiny_models, notes):
+    nlp = trf_nlp(tiny_models(arch))
     model = nlp.get_pipe("transformer").model
     budget = model.facts.max_length
     assert budget == {"longformer": 4096, "bigbird": 4096, "modernbert": 8192, "bert": 512}[arch]
@@ -96,12 +82,12 @@ def _hf_reference(model_dir, text, global_positions=None, mask_fn=None):
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("n_words", [60, 700])
-def test_parity_with_hugging_face(arch, n_words, tiny_models, notes):
+def test_parity_with_hugging_face(trf_nlp, arch, n_words, tiny_models, notes):
     """A note that fits gives what the HF model gives on the same wordpieces."""
     model_dir = tiny_models(arch)
     words = " ".join(n["text"] for n in notes).split(" ")
     text = " ".join(words[:n_words])
-    nlp = make_nlp(model_dir)
+    nlp = trf_nlp(model_dir)
     doc = nlp(text)
     ours = doc._.trf_data.model_output.last_hidden_state
     if ours.shape[0] != 1:
@@ -114,10 +100,10 @@ def test_parity_with_hugging_face(arch, n_words, tiny_models, notes):
     assert numpy.abs(ours[0] - ref).max() <= 1e-4
 
 
-def test_parity_with_section_header_global_attention(tiny_models, notes):
+def test_parity_with_section_header_global_attention(trf_nlp, tiny_models, notes):
     model_dir = tiny_models("longformer")
     text = notes[1]["text"]
-    nlp = make_nlp(
+    nlp = trf_nlp(
         model_dir,
         global_attention={"@misc": "spacy-clinlong.global_attention_section_headers.v1"},
     )
@@ -142,8 +128,8 @@ def test_parity_with_section_header_global_attention(tiny_models, notes):
     assert numpy.abs(ours - cls_only).max() > 1e-3, "header tokens must change the output"
 
 
-def test_bigbird_chooses_attention_per_batch_without_warnings(tiny_models, notes, caplog):
-    nlp = make_nlp(tiny_models("bigbird"))
+def test_bigbird_chooses_attention_per_batch_without_warnings(trf_nlp, tiny_models, notes, caplog):
+    nlp = trf_nlp(tiny_models("bigbird"))
     trf = nlp.get_pipe("transformer").model.transformer
     long_text = " ".join(n["text"] for n in notes[:2])
     with caplog.at_level(logging.INFO, logger="transformers"):
@@ -154,8 +140,8 @@ def test_bigbird_chooses_attention_per_batch_without_warnings(tiny_models, notes
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
-def test_thirty_thousand_token_note_is_read_whole(tiny_models, notes):
-    nlp = make_nlp(tiny_models("longformer"), max_length=1024)
+def test_thirty_thousand_token_note_is_read_whole(trf_nlp, tiny_models, notes):
+    nlp = trf_nlp(tiny_models("longformer"), max_length=1024)
     nlp.max_length = 10**7
     parts, n = [], 0
     i = 0
@@ -184,9 +170,9 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_bad_input_in_one_batch(arch, tiny_models):
+def test_bad_input_in_one_batch(trf_nlp, arch, tiny_models):
     # A 1,024 budget also cuts the 50,000-character token into windows.
-    nlp = make_nlp(tiny_models(arch), max_length=None if arch == "bert" else 1024)
+    nlp = trf_nlp(tiny_models(arch), max_length=None if arch == "bert" else 1024)
     docs = list(nlp.pipe(BAD_INPUTS, batch_size=len(BAD_INPUTS)))
     assert len(docs) == len(BAD_INPUTS)
     for doc, text in zip(docs, BAD_INPUTS):
@@ -194,30 +180,30 @@ def test_bad_input_in_one_batch(arch, tiny_models):
         assert_all_aligned(doc)
 
 
-def test_missing_model_gives_one_clear_message(tmp_path):
+def test_missing_model_gives_one_clear_message(trf_nlp, tmp_path):
     for name in [str(tmp_path / "nope"), "./no/such/dir"]:
         with pytest.raises(ModelLoadError, match="does not exist") as info:
-            make_nlp(name)
+            trf_nlp(name)
         err = info.value
         assert err.__cause__ is None and (err.__context__ is None or err.__suppress_context__)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="no config.json"):
-        make_nlp(tmp_path / "empty")
+        trf_nlp(tmp_path / "empty")
     with pytest.raises(ModelLoadError, match="hub id") as info:
-        make_nlp("no-such-org/no-such-model-xyz")
+        trf_nlp("no-such-org/no-such-model-xyz")
     assert info.value.__suppress_context__, "no chained traceback from transformers"
     assert len(str(info.value).splitlines()) == 1
 
 
-def test_max_length_beyond_the_model_is_refused(tiny_models):
+def test_max_length_beyond_the_model_is_refused(trf_nlp, tiny_models):
     with pytest.raises(ValueError, match="exceeds"):
-        make_nlp(tiny_models("bert"), max_length=4096)
+        trf_nlp(tiny_models("bert"), max_length=4096)
 
 
-def test_round_trip_offline(tiny_models, notes, tmp_path):
+def test_round_trip_offline(trf_nlp, tiny_models, notes, tmp_path):
     src = tmp_path / "model"
     shutil.copytree(tiny_models("longformer"), src)
-    nlp = make_nlp(src, max_length=512)
+    nlp = trf_nlp(src, max_length=512)
     text = notes[2]["text"]
     before = nlp(text)._.trf_data
     nlp.to_disk(tmp_path / "pipeline")
@@ -235,18 +221,18 @@ def test_round_trip_offline(tiny_models, notes, tmp_path):
     assert {f.name for f in files} >= {"model", "cfg"}
 
 
-def test_mixed_precision_is_fp32_on_cpu(tiny_models, notes):
-    plain = make_nlp(tiny_models("longformer"))
-    mixed = make_nlp(tiny_models("longformer"), mixed_precision=True)
+def test_mixed_precision_is_fp32_on_cpu(trf_nlp, tiny_models, notes):
+    plain = trf_nlp(tiny_models("longformer"))
+    mixed = trf_nlp(tiny_models("longformer"), mixed_precision=True)
     a = plain(notes[0]["text"])._.trf_data.model_output.last_hidden_state
     b = mixed(notes[0]["text"])._.trf_data.model_output.last_hidden_state
     assert b.dtype == numpy.float32 and numpy.array_equal(a, b)
 
 
-def test_prediction_runs_in_inference_mode(tiny_models):
+def test_prediction_runs_in_inference_mode(trf_nlp, tiny_models):
     from spacy_clinlong.models.encoder import WindowInput, run_batch
 
-    nlp = make_nlp(tiny_models("bert"))
+    nlp = trf_nlp(tiny_models("bert"))
     model = nlp.get_pipe("transformer").model
     ids = model.facts.prefix_ids + [model.tokenizer.convert_tokens_to_ids("a")] + model.facts.suffix_ids
     window = WindowInput(ids=numpy.asarray(ids), global_positions=[])

@@ -10,16 +10,6 @@ from spacy_clinlong.models.encoder import autocast_dtype
 pytestmark = pytest.mark.gpu
 
 
-def _nlp(model_dir, **cfg):
-    nlp = spacy.blank("en")
-    nlp.add_pipe(
-        "transformer",
-        config={"model": {"@architectures": "spacy-clinlong.LongTransformerModel.v1", "name": str(model_dir), **cfg}},
-    )
-    nlp.initialize()
-    return nlp
-
-
 def test_autocast_dtype_is_bf16_where_the_card_has_it():
     assert autocast_dtype(torch.device("cpu"), True) is None
     expected = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -28,12 +18,12 @@ def test_autocast_dtype_is_bf16_where_the_card_has_it():
 
 
 @pytest.mark.parametrize("arch", ["longformer", "bigbird", "modernbert"])
-def test_mixed_precision_matches_fp32_closely(arch, tiny_models):
+def test_mixed_precision_matches_fp32_closely(arch, tiny_models, trf_nlp):
     text = generate_notes(2, seed=4)[1]["text"]
-    cpu = _nlp(tiny_models(arch))(text)._.trf_data.model_output.last_hidden_state
+    cpu = trf_nlp(tiny_models(arch))(text)._.trf_data.model_output.last_hidden_state
     spacy.require_gpu()
     try:
-        nlp = _nlp(tiny_models(arch), mixed_precision=True)
+        nlp = trf_nlp(tiny_models(arch), mixed_precision=True)
         assert next(nlp.get_pipe("transformer").model.transformer.parameters()).is_cuda
         gpu = nlp(text)._.trf_data.model_output.last_hidden_state
         gpu = gpu.get() if hasattr(gpu, "get") else numpy.asarray(gpu)

@@ -5,18 +5,13 @@ import spacy
 from spacy.cli.train import train
 from spacy.tokens import DocBin
 
-from spacy_clinlong.corpus.synth import generate_notes
+from spacy_clinlong.corpus import generate_notes, note_to_doc
 
 CONFIG = Path(__file__).parent.parent / "configs" / "ner_longformer.cfg"
 
 
 def _docbin(nlp, notes) -> DocBin:
-    db = DocBin()
-    for note in notes:
-        doc = nlp.make_doc(note["text"])
-        doc.ents = [doc.char_span(e["start"], e["end"], e["label"]) for e in note["entities"]]
-        db.add(doc)
-    return db
+    return DocBin(docs=[note_to_doc(nlp, note) for note in notes])
 
 
 def test_ner_learns_through_the_listener(tiny_models, tmp_path):

@@ -7,7 +7,7 @@ import spacy
 from spacy.training import Example
 from thinc.api import SGD
 
-from spacy_clinlong.corpus.synth import generate_notes
+from spacy_clinlong.corpus import generate_notes, note_to_doc
 
 
 def _nlp(model_dir, *, grad_factor=1.0, **model_cfg):
@@ -43,12 +43,7 @@ def _nlp(model_dir, *, grad_factor=1.0, **model_cfg):
 
 
 def _examples(nlp, notes):
-    out = []
-    for note in notes:
-        ref = nlp.make_doc(note["text"])
-        ref.ents = [ref.char_span(e["start"], e["end"], e["label"]) for e in note["entities"]]
-        out.append(Example(nlp.make_doc(note["text"]), ref))
-    return out
+    return [Example(nlp.make_doc(note["text"]), note_to_doc(nlp, note)) for note in notes]
 
 
 def _encoder_weights(nlp):
@@ -87,18 +82,8 @@ def test_listener_gradients_reach_the_encoder(tiny_models, grad_factor, checkpoi
     assert losses["ner"] > 0
 
 
-def test_long_note_logs_no_truncation_warning(tiny_models, caplog):
-    nlp = spacy.blank("en")
-    nlp.add_pipe(
-        "transformer",
-        config={
-            "model": {
-                "@architectures": "spacy-clinlong.LongTransformerModel.v1",
-                "name": str(tiny_models("bert")),
-            }
-        },
-    )
-    nlp.initialize()
+def test_long_note_logs_no_truncation_warning(tiny_models, trf_nlp, caplog):
+    nlp = trf_nlp(tiny_models("bert"))
     text = "\n\n".join(n["text"] for n in generate_notes(3, seed=1))
     with caplog.at_level(logging.INFO):
         doc = nlp(text)
