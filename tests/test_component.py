@@ -200,6 +200,11 @@ def test_max_length_beyond_the_model_is_refused(trf_nlp, tiny_models):
         trf_nlp(tiny_models("bert"), max_length=4096)
 
 
+def test_overlap_too_large_for_the_budget_fails_at_initialize(trf_nlp, tiny_models):
+    with pytest.raises(ValueError, match="overlap"):
+        trf_nlp(tiny_models("bert"), max_length=200)
+
+
 def test_round_trip_offline(trf_nlp, tiny_models, notes, tmp_path):
     src = tmp_path / "model"
     shutil.copytree(tiny_models("longformer"), src)

@@ -1,6 +1,7 @@
 """The thinc architecture around Hugging Face encoders, its span getters and
 global attention choosers."""
 from .architecture import LongTransformerModel, create_long_transformer_model_v1
+from .doc_pooling import create_doc_pooling_listener_v1, create_whole_note_textcat_v1
 from .global_attention import (
     GlobalSelection,
     configure_global_attention_cls,
@@ -22,4 +23,6 @@ __all__ = [
     "configure_long_spans",
     "get_long_spans",
     "create_tok2vec_long_transformer_v1",
+    "create_doc_pooling_listener_v1",
+    "create_whole_note_textcat_v1",
 ]

@@ -21,7 +21,7 @@ from .batch import LongTransformerBatch
 from .encoder import WindowInput, plan_batches, run_batch
 from .global_attention import GlobalAttentionT, global_cls
 from .hf_loading import ModelFacts, load_hf, model_facts
-from .long_spans import LongSpansT, align_tokens_to_windows, configure_long_spans
+from .long_spans import LongSpansT, align_tokens_to_windows, check_long_spans, configure_long_spans
 from .pieces import DocPieces, tokenize_docs
 from .shim import LongHFShim
 
@@ -161,6 +161,9 @@ def set_transformer(model: LongTransformerModel, tokenizer, transformer) -> None
     transformer (PreTrainedModel): The encoder.
     """
     facts = model_facts(tokenizer, transformer, model.attrs["max_length"])
+    check_long_spans(
+        model.attrs["get_spans"], facts.max_length - len(facts.prefix_ids) - len(facts.suffix_ids)
+    )
     model.shim.set_hf(tokenizer, transformer)
     model.attrs["facts"] = facts.to_dict()
     model.attrs["has_transformer"] = True

@@ -193,6 +193,22 @@ def _best_window(
     return best, best_score
 
 
+def check_long_spans(get_spans: LongSpansT, max_wordpieces: int) -> None:
+    """Fail at initialization, not on the first long note, when a configured
+    overlap cannot fit the model's budget.
+
+    get_spans (Callable): The configured span getter.
+    max_wordpieces (int): The budget, special tokens excluded.
+    """
+    settings = getattr(get_spans, "keywords", {})
+    overlap, min_fill = settings.get("overlap"), settings.get("min_fill")
+    if overlap is not None and min_fill is not None and overlap >= max_wordpieces * min_fill:
+        raise ValueError(
+            f"long_spans overlap ({overlap}) must be below max_length * min_fill "
+            f"({max_wordpieces} * {min_fill}): lower the overlap or raise max_length"
+        )
+
+
 @registry.span_getters("spacy-clinlong.long_spans.v1")
 def configure_long_spans(overlap: int = 128, min_fill: float = 0.5) -> LongSpansT:
     """Whole-note spans in wordpieces, for LongTransformerModel.

@@ -1,0 +1,292 @@
+"""The training configs in configs/, generated from one place.
+
+Each task (ner, textcat_multilabel, qa) has one complete `spacy train` config
+per model: the three long-context clinical models through
+`spacy-clinlong.LongTransformerModel.v1`, and the ClinicalBERT baseline
+through spacy-transformers' stock strided 128/96 windows. `configs/` holds the
+rendered files (a test keeps them in step); `python -m spacy_clinlong configs
+DIR` writes them anew.
+"""
+from pathlib import Path
+from typing import Dict, List, NamedTuple
+
+
+class ModelSpec(NamedTuple):
+    hub_id: str
+    strided: bool
+    doc_pooling: str
+    about: str
+
+
+MODELS: Dict[str, ModelSpec] = {
+    "longformer": ModelSpec("yikuan8/Clinical-Longformer", False, "cls", "Clinical-Longformer (4,096 wordpieces)"),
+    "bigbird": ModelSpec("yikuan8/Clinical-BigBird", False, "cls", "Clinical-BigBird (4,096 wordpieces)"),
+    "modernbert": ModelSpec("Simonlee711/Clinical_ModernBERT", False, "mean", "Clinical ModernBERT (8,192 wordpieces)"),
+    "clinicalbert_strided": ModelSpec(
+        "emilyalsentzer/Bio_ClinicalBERT", True, "mean", "Bio_ClinicalBERT through strided 128/96 windows (baseline)"
+    ),
+}
+TASKS = ("ner", "textcat_multilabel", "qa")
+
+_LONG_TRANSFORMER = """
+[components.transformer]
+factory = "transformer"
+# Counted in spaCy tokens by spacy-transformers; kept large so that the model
+# itself batches by wordpieces (batch_wordpieces below).
+max_batch_items = 262144
+
+[components.transformer.model]
+@architectures = "spacy-clinlong.LongTransformerModel.v1"
+name = "{hub_id}"
+# null: the model's own budget
+max_length = null
+# padded wordpieces per encoder call
+batch_wordpieces = 16384
+mixed_precision = false
+gradient_checkpointing = false
+tokenizer_config = {{"use_fast": true}}
+transformer_config = {{}}
+grad_scaler_config = {{}}
+
+[components.transformer.model.get_spans]
+@span_getters = "spacy-clinlong.long_spans.v1"
+overlap = 128
+min_fill = 0.5
+
+[components.transformer.model.global_attention]
+@misc = "spacy-clinlong.global_attention_cls.v1"
+
+[components.transformer.set_extra_annotations]
+@annotation_setters = "spacy-transformers.null_annotation_setter.v1"
+"""
+
+_STRIDED_TRANSFORMER = """
+[components.transformer]
+factory = "transformer"
+max_batch_items = 4096
+
+[components.transformer.model]
+@architectures = "spacy-transformers.TransformerModel.v3"
+name = "{hub_id}"
+mixed_precision = false
+tokenizer_config = {{"use_fast": true}}
+transformer_config = {{}}
+grad_scaler_config = {{}}
+
+[components.transformer.model.get_spans]
+@span_getters = "spacy-transformers.strided_spans.v1"
+window = 128
+stride = 96
+
+[components.transformer.set_extra_annotations]
+@annotation_setters = "spacy-transformers.null_annotation_setter.v1"
+"""
+
+_NER = """
+[components.ner]
+factory = "ner"
+incorrect_spans_key = null
+moves = null
+scorer = {"@scorers":"spacy.ner_scorer.v1"}
+update_with_oracle_cut_size = 100
+
+[components.ner.model]
+@architectures = "spacy.TransitionBasedParser.v2"
+state_type = "ner"
+extra_state_tokens = false
+hidden_width = 64
+maxout_pieces = 2
+use_upper = false
+nO = null
+
+[components.ner.model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+pooling = {"@layers":"reduce_mean.v1"}
+upstream = "*"
+"""
+
+_TEXTCAT = """
+[components.textcat_multilabel]
+factory = "textcat_multilabel"
+threshold = 0.5
+scorer = {{"@scorers":"spacy.textcat_multilabel_scorer.v2"}}
+
+[components.textcat_multilabel.model]
+@architectures = "spacy-clinlong.WholeNoteTextCat.v1"
+exclusive_classes = false
+hidden_width = 0
+dropout = 0.1
+nO = null
+
+[components.textcat_multilabel.model.doc_encoder]
+@architectures = "spacy-clinlong.DocPoolingListener.v1"
+# cls: the first token of the note (global attention); mean: every wordpiece
+pooling = "{pooling}"
+grad_factor = 1.0
+upstream = "*"
+"""
+
+_SCORES = {
+    "ner": "ents_f = 1.0\nents_p = 0.0\nents_r = 0.0\nents_per_type = null",
+    "textcat_multilabel": (
+        "cats_macro_auc = 1.0\ncats_macro_f = 0.0\ncats_score = 0.0\n"
+        "cats_f_per_type = null\ncats_auc_per_type = null"
+    ),
+}
+
+
+def render(task: str, model: str, *, qa_template: str = "") -> str:
+    """The complete config text for one task and model.
+
+    task (str): "ner" or "textcat_multilabel" ("qa" needs qa_template).
+    model (str): A key of MODELS.
+    qa_template (str): The QA component block, for task "qa".
+    RETURNS (str): The config.
+    """
+    if task not in TASKS or model not in MODELS:
+        raise ValueError(f"Unknown task/model {task!r}/{model!r}: tasks {TASKS}, models {tuple(MODELS)}")
+    spec = MODELS[model]
+    trf = (_STRIDED_TRANSFORMER if spec.strided else _LONG_TRANSFORMER).format(hub_id=spec.hub_id)
+    head = {"ner": _NER, "textcat_multilabel": _TEXTCAT.format(pooling=spec.doc_pooling)}[task]
+    pipeline = ["transformer", task]
+    header = (
+        f"# {task} on whole clinical notes: {spec.about}.\n"
+        f"# Generated by spacy_clinlong/configs.py; edit there and run\n"
+        f"#   python -m spacy_clinlong configs configs\n"
+        f"# Online, with the real checkpoint:\n"
+        f"#   spacy train configs/{task}_{model}.cfg --paths.train train.spacy --paths.dev dev.spacy\n"
+        f"# Offline, with a directory this package built (make-model):\n"
+        f"#   ... --components.transformer.model.name models/longformer-tiny\n"
+    )
+    return header + _frame(pipeline, trf + head, _SCORES[task])
+
+
+def _frame(pipeline: List[str], components: str, scores: str) -> str:
+    names = ",".join(f'"{p}"' for p in pipeline)
+    return f"""
+[paths]
+train = null
+dev = null
+vectors = null
+init_tok2vec = null
+
+[system]
+gpu_allocator = "pytorch"
+seed = 0
+
+[nlp]
+lang = "en"
+pipeline = [{names}]
+batch_size = 16
+disabled = []
+before_creation = null
+after_creation = null
+after_pipeline_creation = null
+tokenizer = {{"@tokenizers":"spacy.Tokenizer.v1"}}
+vectors = {{"@vectors":"spacy.Vectors.v1"}}
+
+[components]
+{components}
+[corpora]
+
+[corpora.train]
+@readers = "spacy.Corpus.v1"
+path = ${{paths.train}}
+max_length = 0
+gold_preproc = false
+limit = 0
+augmenter = null
+
+[corpora.dev]
+@readers = "spacy.Corpus.v1"
+path = ${{paths.dev}}
+max_length = 0
+gold_preproc = false
+limit = 0
+augmenter = null
+
+[training]
+accumulate_gradient = 1
+dev_corpus = "corpora.dev"
+train_corpus = "corpora.train"
+seed = ${{system.seed}}
+gpu_allocator = ${{system.gpu_allocator}}
+dropout = 0.1
+patience = 1600
+max_epochs = 0
+max_steps = 20000
+eval_frequency = 200
+frozen_components = []
+annotating_components = []
+before_to_disk = null
+before_update = null
+
+[training.batcher]
+@batchers = "spacy.batch_by_words.v1"
+discard_oversize = false
+tolerance = 0.2
+get_length = null
+
+[training.batcher.size]
+@schedules = "compounding.v1"
+start = 2000
+stop = 8000
+compound = 1.001
+t = 0.0
+
+[training.logger]
+@loggers = "spacy.ConsoleLogger.v1"
+progress_bar = false
+
+[training.optimizer]
+@optimizers = "Adam.v1"
+beta1 = 0.9
+beta2 = 0.999
+L2_is_weight_decay = true
+L2 = 0.01
+grad_clip = 1.0
+use_averages = false
+eps = 0.00000001
+
+[training.optimizer.learn_rate]
+@schedules = "warmup_linear.v1"
+warmup_steps = 250
+total_steps = 20000
+initial_rate = 0.00005
+
+[training.score_weights]
+{scores}
+
+[pretraining]
+
+[initialize]
+vectors = ${{paths.vectors}}
+init_tok2vec = ${{paths.init_tok2vec}}
+vocab_data = null
+lookups = null
+before_init = null
+after_init = null
+
+[initialize.components]
+
+[initialize.tokenizer]
+"""
+
+
+def write_configs(output_dir: Path, tasks=("ner", "textcat_multilabel")) -> List[Path]:
+    """Write every task x model config into output_dir.
+
+    output_dir (Path): The directory (created if missing).
+    tasks (Iterable[str]): The tasks to write.
+    RETURNS (List[Path]): The files written.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task in tasks:
+        for model in MODELS:
+            path = output_dir / f"{task}_{model}.cfg"
+            path.write_text(render(task, model))
+            written.append(path)
+    return written

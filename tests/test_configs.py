@@ -1,0 +1,37 @@
+"""Every config in configs/ is complete, current, and builds a pipeline."""
+from pathlib import Path
+
+import pytest
+from spacy.util import load_config, load_model_from_config
+
+from spacy_clinlong.configs import MODELS, render
+
+CONFIG_DIR = Path(__file__).parent.parent / "configs"
+GENERATED = [(task, model) for task in ("ner", "textcat_multilabel") for model in MODELS]
+
+
+@pytest.mark.parametrize("task,model", GENERATED)
+def test_config_files_match_the_generator(task, model):
+    path = CONFIG_DIR / f"{task}_{model}.cfg"
+    assert path.exists(), f"run: python -m spacy_clinlong configs configs"
+    assert path.read_text() == render(task, model)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.cfg")), ids=lambda p: p.name)
+def test_config_builds_a_pipeline(path):
+    config = load_config(path)
+    nlp = load_model_from_config(config, auto_fill=True, validate=True)
+    model_cfg = config["components"][nlp.pipe_names[0]]["model"]
+    task, model = path.stem.split("_", 1) if not path.stem.startswith("textcat") else (
+        "textcat_multilabel",
+        path.stem[len("textcat_multilabel_") :],
+    )
+    assert model in MODELS, path.name
+    spec = MODELS[model]
+    if "name" in model_cfg:
+        assert model_cfg["name"] == spec.hub_id
+    if spec.strided:
+        assert model_cfg["@architectures"] == "spacy-transformers.TransformerModel.v3"
+        assert (model_cfg["get_spans"]["window"], model_cfg["get_spans"]["stride"]) == (128, 96)
+    elif nlp.pipe_names[0] == "transformer":
+        assert model_cfg["@architectures"] == "spacy-clinlong.LongTransformerModel.v1"
