@@ -1,4 +1,7 @@
-"""Corpora: deterministic synthetic clinical notes and their writers."""
+"""Corpora: deterministic synthetic clinical notes, their writers, and converters/readers
+for BRAT, i2b2 2010, SQuAD/emrQA, JSONL and CSV."""
+from .readers import FORMATS, ConvertedCorpus, convert_corpus, iter_docs
+from .report import ConversionReport
 from .synth import generate_notes, note_cats
 from .synth_io import note_to_doc, squad_json, write_corpus
 from .synth_templates import FINAL_MED_SECTIONS
@@ -15,4 +18,9 @@ __all__ = [
     "CONDITION_TERMS",
     "ENTITY_LABELS",
     "FINAL_MED_SECTIONS",
+    "FORMATS",
+    "ConversionReport",
+    "ConvertedCorpus",
+    "convert_corpus",
+    "iter_docs",
 ]

@@ -8,7 +8,9 @@ Per split (train/dev/test) three files:
   (also `is_historical`, `is_family`, `is_hypothetical`), so once those Span
   extensions exist (medspacy's ConText registers them, or
   `Span.set_extension("is_negated", default=False)`), `ent._.is_negated`
-  reads them. `doc.user_data["note_id"]` and `["note_type"]` identify the note.
+  reads them. `doc.user_data["note_id"]` and `["note_type"]` identify the note;
+  `doc.user_data["clinlong_qa"]` holds its QA pairs (the SQuAD-style dicts of
+  `note["qas"]`), the gold that `clinlong_qa` trains on.
 - `{split}.jsonl`: the note dicts, one per line.
 - `qa_{split}.json`: SQuAD v2.0 JSON.
 """
@@ -67,6 +69,8 @@ def note_to_doc(nlp, note: Dict[str, Any]):
     doc.cats = {label: float(value) for label, value in note["cats"].items()}
     doc.user_data["note_id"] = note["id"]
     doc.user_data["note_type"] = note["note_type"]
+    # SQuAD-style QA gold (id, question, answers, is_impossible) for clinlong_qa.
+    doc.user_data["clinlong_qa"] = [dict(qa) for qa in note.get("qas", [])]
     return doc
 
 

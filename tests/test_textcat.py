@@ -1,0 +1,106 @@
+"""Whole-note pooling for doc-level heads, and textcat_multilabel on top of it."""
+import numpy
+import pytest
+import spacy
+from spacy.training import Example
+from thinc.api import Adam
+
+from spacy_clinlong.corpus import CAT_LABELS, generate_notes, note_to_doc
+from spacy_clinlong.models.doc_pooling import doc_pooling
+
+
+@pytest.fixture(scope="module")
+def windowed_doc(tiny_models, trf_nlp):
+    nlp = trf_nlp(tiny_models("longformer"), max_length=512)
+    doc = nlp(generate_notes(1, seed=8)[0]["text"])
+    assert doc._.trf_data.model_output.last_hidden_state.shape[0] > 1
+    return doc
+
+
+def test_cls_pooling_averages_the_first_token_of_each_window(windowed_doc):
+    data = windowed_doc._.trf_data
+    hidden = data.model_output.last_hidden_state
+    out, backprop = doc_pooling("cls", 1.0)([data], is_train=True)
+    assert numpy.allclose(out[0], hidden[:, 0].mean(axis=0), atol=1e-6)
+    (grad,) = backprop(numpy.ones_like(out))
+    d = grad.model_output.last_hidden_state
+    assert d.shape == hidden.shape
+    assert numpy.allclose(d[:, 0], 1.0 / hidden.shape[0]) and d[:, 1:].sum() == 0
+
+
+def test_mean_pooling_counts_each_wordpiece_of_the_note_once(windowed_doc):
+    data = windowed_doc._.trf_data
+    hidden = data.model_output.last_hidden_state
+    flat = hidden.reshape(-1, hidden.shape[-1])
+    rows = numpy.unique(data.align.dataXd)
+    out, backprop = doc_pooling("mean", 0.5)([data], is_train=True)
+    assert numpy.allclose(out[0], flat[rows].mean(axis=0), atol=1e-6)
+    (grad,) = backprop(numpy.ones_like(out))
+    d = grad.model_output.last_hidden_state.reshape(flat.shape)
+    assert numpy.allclose(d[rows], 0.5 / rows.size)
+    mask = numpy.ones(flat.shape[0], dtype=bool)
+    mask[rows] = False
+    assert d[mask].sum() == 0
+
+
+def test_unknown_pooling_is_refused():
+    with pytest.raises(ValueError, match="pooling"):
+        doc_pooling("max", 1.0)
+
+
+def _textcat_nlp(model_dir, pooling):
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "max_batch_items": 262144,
+            "model": {
+                "@architectures": "spacy-clinlong.LongTransformerModel.v1",
+                "name": str(model_dir),
+                "max_length": 1024,
+            },
+        },
+    )
+    nlp.add_pipe(
+        "textcat_multilabel",
+        config={
+            "model": {
+                "@architectures": "spacy-clinlong.WholeNoteTextCat.v1",
+                "exclusive_classes": False,
+                "doc_encoder": {"@architectures": "spacy-clinlong.DocPoolingListener.v1", "pooling": pooling},
+            }
+        },
+    )
+    return nlp
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_textcat_multilabel_learns_and_reports_auc_and_f1(tiny_models, pooling):
+    nlp = _textcat_nlp(tiny_models("longformer"), pooling)
+    notes = sorted(generate_notes(20, seed=6), key=lambda n: len(n["text"]))[:8]
+    examples = [Example(nlp.make_doc(n["text"]), note_to_doc(nlp, n)) for n in notes]
+    nlp.initialize(lambda: examples)
+    before = nlp.evaluate(examples)
+    optimizer = Adam(0.003)
+    for _ in range(30):
+        nlp.update(examples, sgd=optimizer)
+    scores = nlp.evaluate(examples)
+    assert set(scores["cats_auc_per_type"]) == set(CAT_LABELS)
+    assert set(scores["cats_f_per_type"]) == set(CAT_LABELS)
+    assert "cats_macro_auc" in scores and "cats_macro_f" in scores
+    # Fitting its training notes shows the signal flows through the pooling.
+    assert scores["cats_macro_auc"] > max(0.75, before["cats_macro_auc"] + 0.25), scores["cats_macro_auc"]
+
+
+def test_empty_note_in_a_batch(tiny_models):
+    nlp = _textcat_nlp(tiny_models("longformer"), "cls")
+    notes = generate_notes(2, seed=6)
+    examples = [Example(nlp.make_doc(n["text"]), note_to_doc(nlp, n)) for n in notes]
+    empty = nlp.make_doc("")
+    empty_ref = nlp.make_doc("")
+    empty_ref.cats = {label: 0.0 for label in CAT_LABELS}
+    examples.append(Example(empty, empty_ref))
+    optimizer = nlp.initialize(lambda: examples)
+    nlp.update(examples, sgd=optimizer)
+    docs = list(nlp.pipe(["", notes[0]["text"], "   "]))
+    assert all(set(d.cats) == set(CAT_LABELS) for d in docs)
