@@ -21,6 +21,8 @@ def test_project_yml_declares_help_and_outputs():
     for command in project["commands"]:
         assert command.get("help") and command.get("outputs"), command["name"]
         for dep in command.get("deps", []):
+            for key, value in project["vars"].items():
+                dep = dep.replace("${vars.%s}" % key, str(value))
             if dep.startswith("configs/"):
                 assert (ROOT / dep).exists(), dep
     names = {c["name"] for c in project["commands"]}
@@ -45,3 +47,37 @@ def test_model_and_corpus_steps_run(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     docs = DocBin().from_disk(project_dir / "corpus" / "synth" / "train.spacy")
     assert len(docs) == 8
+
+
+def test_offline_workflow_end_to_end(tmp_path):
+    """`spacy project run all` offline: model, corpus, heads, evaluation, summary.
+
+    Small settings keep it to a few minutes; the full-size run is what the
+    README reports.
+    """
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    shutil.copy(ROOT / "project.yml", project_dir)
+    shutil.copytree(ROOT / "configs", project_dir / "configs")
+    overrides = {
+        "n_notes": 40,
+        "ner_steps": 30,
+        "textcat_steps": 30,
+        "eval_frequency": 15,
+        "batch_words": 1500,
+    }
+    args = [f"--vars.{k}={v}" for k, v in overrides.items()]
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "project", "run", "all", str(project_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metrics = project_dir / "metrics"
+    for name in ("ner_long", "ner_strided", "textcat_multilabel_long"):
+        scores = srsly.read_json(metrics / f"{name}.json")
+        assert scores, name
+    summary = (metrics / "summary.md").read_text()
+    assert "| ner | long | ents_f |" in summary and "| ner | strided | ents_f |" in summary
+    assert "cats_macro_auc" in summary
