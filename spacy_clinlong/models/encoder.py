@@ -1,7 +1,7 @@
 """Running a Hugging Face encoder over windows in wordpiece-budget batches."""
 import contextlib
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy
 import torch
@@ -15,10 +15,13 @@ class WindowInput:
 
     ids (numpy.ndarray): Wordpiece ids, special tokens included.
     global_positions (List[int]): Positions with global attention.
+    type_ids (Optional[numpy.ndarray]): Token type ids (a BERT question/note
+        pair); None where the model takes none.
     """
 
     ids: numpy.ndarray
     global_positions: List[int]
+    type_ids: Optional[numpy.ndarray] = None
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -93,6 +96,12 @@ def batch_tensors(
             if window.global_positions:
                 glob[row, window.global_positions] = 1
         kwargs["global_attention_mask"] = torch.from_numpy(glob).to(device)
+    if any(w.type_ids is not None for w in windows):
+        types = numpy.zeros((len(windows), length), dtype="int64")
+        for row, window in enumerate(windows):
+            if window.type_ids is not None:
+                types[row, : len(window)] = window.type_ids
+        kwargs["token_type_ids"] = torch.from_numpy(types).to(device)
     return kwargs
 
 
@@ -113,6 +122,7 @@ def run_batch(
     *,
     is_train: bool,
     mixed_precision: bool,
+    read: Optional[Callable[..., torch.Tensor]] = None,
 ) -> torch.Tensor:
     """Run the encoder on one batch of windows.
 
@@ -121,7 +131,10 @@ def run_batch(
     facts (ModelFacts): The model facts.
     is_train (bool): Keep the graph for a backward pass (else inference mode).
     mixed_precision (bool): bf16/fp16 autocast on GPU.
-    RETURNS (torch.Tensor): Last hidden states (batch, padded length, width), fp32.
+    read (Optional[Callable]): Picks the tensor to return from the model
+        output; None for the last hidden states.
+    RETURNS (torch.Tensor): Last hidden states (batch, padded length, width),
+        or what `read` picked, fp32.
     """
     device = next(transformer.parameters()).device
     sparse = False
@@ -130,7 +143,8 @@ def run_batch(
         sparse = transformer.config.attention_type == "block_sparse" and bigbird_sparse(
             transformer, longest
         )
-        transformer.set_attention_type("block_sparse" if sparse else "original_full")
+        # base_model: the encoder itself, or the one under a task head (QA).
+        transformer.base_model.set_attention_type("block_sparse" if sparse else "original_full")
     kwargs = batch_tensors(windows, facts, device, sparse=sparse)
     dtype = autocast_dtype(device, mixed_precision)
     amp = (
@@ -146,4 +160,6 @@ def run_batch(
         transformer.eval()
         with torch.inference_mode(), amp:
             output = transformer(**kwargs, return_dict=True)
+    if read is not None:
+        return read(output).float()
     return output.last_hidden_state.float()

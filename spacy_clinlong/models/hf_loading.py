@@ -37,7 +37,11 @@ class ModelFacts:
 
 
 def load_hf(
-    name: Union[str, Path], tok_config: Dict[str, Any], trf_config: Dict[str, Any]
+    name: Union[str, Path],
+    tok_config: Dict[str, Any],
+    trf_config: Dict[str, Any],
+    *,
+    auto_cls: Optional[str] = None,
 ) -> Tuple[Any, Any]:
     """Load a fast tokenizer and an encoder, never with remote code.
 
@@ -45,9 +49,19 @@ def load_hf(
         local directory (one made by `python -m spacy_clinlong make-model`).
     tok_config (Dict[str, Any]): Keyword arguments for AutoTokenizer.
     trf_config (Dict[str, Any]): Keyword arguments for AutoConfig.
+    auto_cls (Optional[str]): The transformers Auto class that builds the
+        model, e.g. "AutoModelForQuestionAnswering"; None for AutoModel (the
+        bare encoder). A head the checkpoint lacks is newly initialized.
     RETURNS (Tuple[PreTrainedTokenizerFast, PreTrainedModel]): Tokenizer, model.
     """
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    import transformers
+    from transformers import AutoConfig, AutoTokenizer
+
+    if auto_cls is not None and not (
+        auto_cls.startswith("AutoModel") and hasattr(transformers, auto_cls)
+    ):
+        raise ModelLoadError(f"Unknown transformers Auto class {auto_cls!r}.")
+    model_cls = getattr(transformers, auto_cls or "AutoModel")
 
     source = _resolve_source(name)
     tok_config = {k: v for k, v in dict(tok_config).items() if k != "trust_remote_code"}
@@ -55,7 +69,7 @@ def load_hf(
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=False, **trf_config)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **tok_config)
-        transformer = AutoModel.from_pretrained(source, config=config, trust_remote_code=False)
+        transformer = model_cls.from_pretrained(source, config=config, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as err:
         raise ModelLoadError(_explain(name, err)) from None
     if not getattr(tokenizer, "is_fast", False):
@@ -162,3 +176,49 @@ def special_template(tokenizer) -> Tuple[List[int], List[int]]:
         if full[i : i + len(plain)] == plain:
             return list(full[:i]), list(full[i + len(plain) :])
     raise ModelLoadError("Cannot locate the content between the tokenizer's special tokens.")
+
+
+@dataclass
+class PairTemplate:
+    """The special tokens a tokenizer puts around a pair of sequences.
+
+    prefix_ids (List[int]): Before the first sequence (CLS).
+    middle_ids (List[int]): Between the two (SEP, or RoBERTa's </s></s>).
+    suffix_ids (List[int]): After the second (SEP).
+    second_type_id (Optional[int]): The token type id of the second sequence
+        and its suffix; None when the model takes no token type ids.
+    """
+
+    prefix_ids: List[int]
+    middle_ids: List[int]
+    suffix_ids: List[int]
+    second_type_id: Optional[int]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def pair_template(tokenizer) -> PairTemplate:
+    """The special token ids a tokenizer puts around a pair of sequences.
+
+    Read off the tokenizer's own pair template, like `special_template` for one
+    sequence: BERT's [CLS] A [SEP] B [SEP], RoBERTa's <s> A </s></s> B </s>.
+    tokenizer (PreTrainedTokenizerFast): The tokenizer.
+    RETURNS (PairTemplate): The template.
+    """
+    first, second = "a b", "c d"
+    a = tokenizer(first, add_special_tokens=False)["input_ids"]
+    b = tokenizer(second, add_special_tokens=False)["input_ids"]
+    full = tokenizer(first, second, add_special_tokens=True, return_token_type_ids=True)
+    ids = list(full["input_ids"])
+    for i in range(len(ids) - len(a) + 1):
+        if ids[i : i + len(a)] != a:
+            continue
+        rest = i + len(a)
+        for j in range(rest, len(ids) - len(b) + 1):
+            if ids[j : j + len(b)] == b:
+                second_type = None
+                if "token_type_ids" in tokenizer.model_input_names and full.get("token_type_ids"):
+                    second_type = int(full["token_type_ids"][j])
+                return PairTemplate(ids[:i], ids[rest:j], ids[j + len(b) :], second_type)
+    raise ModelLoadError("Cannot locate the two sequences between the tokenizer's special tokens.")

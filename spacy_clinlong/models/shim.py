@@ -19,6 +19,8 @@ class LongHFShim(PyTorchShim):
     model (HFObjects): Tokenizer, transformer and their init configs.
     mixed_precision (bool): Whether mixed precision is on (GPU only).
     grad_scaler_config (dict): PyTorchGradScaler settings for fp16 training.
+    auto_cls (Optional[str]): The transformers Auto class the model loads with
+        ("AutoModelForQuestionAnswering"); None for AutoModel.
     """
 
     def __init__(
@@ -27,8 +29,10 @@ class LongHFShim(PyTorchShim):
         *,
         mixed_precision: bool = False,
         grad_scaler_config: Optional[Dict[str, Any]] = None,
+        auto_cls: Optional[str] = None,
     ):
         self._hfmodel = model
+        self._auto_cls = auto_cls
         cfg = dict(grad_scaler_config or {})
         cfg.setdefault("enabled", mixed_precision)
         super().__init__(
@@ -78,7 +82,9 @@ class LongHFShim(PyTorchShim):
             with make_tempdir() as tmp:
                 for name, data in msg["files"].items():
                     Path(tmp / Path(name).name).write_bytes(data)
-                tokenizer, transformer = load_hf(tmp, tok_cfg, trf_cfg)
+                tokenizer, transformer = load_hf(
+                    tmp, tok_cfg, trf_cfg, auto_cls=getattr(self, "_auto_cls", None)
+                )
             self.set_hf(tokenizer, transformer)
         else:
             self._model = None
