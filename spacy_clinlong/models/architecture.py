@@ -23,10 +23,10 @@ from .global_attention import GlobalAttentionT, global_cls
 from .hf_loading import ModelFacts, load_hf, model_facts
 from .long_spans import LongSpansT, align_tokens_to_windows, check_long_spans, configure_long_spans
 from .pieces import DocPieces, tokenize_docs
-from .shim import LongHFShim
+from .shim import HFModelAccess, LongHFShim
 
 
-class LongTransformerModel(Model):
+class LongTransformerModel(HFModelAccess, Model):
     """A thinc Model around a Hugging Face encoder that reads whole notes.
 
     name (str): Hub id or local directory of the encoder.
@@ -86,28 +86,6 @@ class LongTransformerModel(Model):
                 "replace_listener_cfg": _replace_listener_cfg,
             },
         )
-
-    @property
-    def shim(self) -> LongHFShim:
-        return self.layers[0].shims[0]
-
-    @property
-    def tokenizer(self):
-        return self.shim._hfmodel.tokenizer
-
-    @property
-    def transformer(self):
-        return self.shim._hfmodel.transformer
-
-    @property
-    def facts(self) -> ModelFacts:
-        facts = self.attrs["facts"]
-        if facts is None:
-            raise ValueError(
-                "The transformer is not loaded yet: call nlp.initialize() or load "
-                "a trained pipeline with spacy.load()."
-            )
-        return ModelFacts(**facts)
 
     def _copy(self, seen=None) -> "LongTransformerModel":
         # thinc's Model._copy (behind copy(), and behind copying any chain that

@@ -89,3 +89,32 @@ class LongHFShim(PyTorchShim):
         else:
             self._model = None
         return self
+
+
+class HFModelAccess:
+    """Accessors for the thinc Models whose first layer holds a LongHFShim
+    (LongTransformerModel, LongQAModel)."""
+
+    @property
+    def shim(self) -> LongHFShim:
+        return self.layers[0].shims[0]
+
+    @property
+    def tokenizer(self):
+        return self.shim._hfmodel.tokenizer
+
+    @property
+    def transformer(self):
+        return self.shim._hfmodel.transformer
+
+    @property
+    def facts(self):
+        """The loaded model's budget, special tokens and padding rule."""
+        from .hf_loading import ModelFacts
+
+        if self.attrs["facts"] is None or self.transformer is None:
+            raise ValueError(
+                "The transformer is not loaded: call nlp.initialize() before using "
+                "a new pipeline, or load a trained one with spacy.load()."
+            )
+        return ModelFacts(**self.attrs["facts"])

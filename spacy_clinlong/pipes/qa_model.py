@@ -20,10 +20,10 @@ from thinc.api import Model
 
 from ..models.architecture import _backward, _sync_checkpointing
 from ..models.encoder import WindowInput, plan_batches, run_batch
-from ..models.hf_loading import ModelFacts, PairTemplate, load_hf, model_facts, pair_template
+from ..models.hf_loading import PairTemplate, load_hf, model_facts, pair_template
 from ..models.long_spans import LongSpansT, configure_long_spans
 from ..models.pieces import DocPieces, tokenize_docs
-from ..models.shim import LongHFShim
+from ..models.shim import HFModelAccess, LongHFShim
 
 AUTO_CLS = "AutoModelForQuestionAnswering"
 
@@ -73,7 +73,7 @@ class QAOutput:
     logits: List[numpy.ndarray]
 
 
-class LongQAModel(Model):
+class LongQAModel(HFModelAccess, Model):
     """A thinc Model around a Hugging Face extractive QA model.
 
     name (str): Hub id or local directory. An extractive-QA checkpoint keeps
@@ -137,27 +137,6 @@ class LongQAModel(Model):
                 "template": None,
             },
         )
-
-    @property
-    def shim(self) -> LongHFShim:
-        return self.layers[0].shims[0]
-
-    @property
-    def tokenizer(self):
-        return self.shim._hfmodel.tokenizer
-
-    @property
-    def transformer(self):
-        return self.shim._hfmodel.transformer
-
-    @property
-    def facts(self) -> ModelFacts:
-        if self.attrs["facts"] is None or self.transformer is None:
-            raise ValueError(
-                "The QA model is not loaded: call nlp.initialize() before using "
-                "a new pipeline, or load a trained one with spacy.load()."
-            )
-        return ModelFacts(**self.attrs["facts"])
 
     @property
     def template(self) -> PairTemplate:
