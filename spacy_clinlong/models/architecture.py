@@ -11,7 +11,7 @@ import numpy
 import torch
 from spacy.tokens import Doc
 from spacy.util import SimpleFrozenDict, registry
-from spacy_transformers.data_classes import HFObjects, TransformerData, WordpieceBatch
+from spacy_transformers.data_classes import TransformerData, WordpieceBatch
 from thinc.api import Model, torch2xp, xp2torch
 from thinc.types import Ragged
 from transformers.file_utils import ModelOutput
@@ -23,7 +23,7 @@ from .global_attention import GlobalAttentionT, global_cls
 from .hf_loading import ModelFacts, load_hf, model_facts
 from .long_spans import LongSpansT, align_tokens_to_windows, check_long_spans, configure_long_spans
 from .pieces import DocPieces, tokenize_docs
-from .shim import HFModelAccess, LongHFShim
+from .shim import HFModelAccess, new_shim
 
 
 class LongTransformerModel(HFModelAccess, Model):
@@ -56,13 +56,13 @@ class LongTransformerModel(HFModelAccess, Model):
         grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
         gradient_checkpointing: bool = False,
     ):
-        if max_length is not None and max_length < 0:
-            raise ValueError(f"max_length must be >= 0 (0 or null: the model's own), got {max_length}")
-        if batch_wordpieces < 1:
-            raise ValueError(f"batch_wordpieces must be >= 1, got {batch_wordpieces}")
-        hf = HFObjects(None, None, None, dict(tokenizer_config), dict(transformer_config))
-        shim = LongHFShim(
-            hf, mixed_precision=mixed_precision, grad_scaler_config=dict(grad_scaler_config)
+        shim = new_shim(
+            max_length=max_length,
+            batch_wordpieces=batch_wordpieces,
+            tokenizer_config=tokenizer_config,
+            transformer_config=transformer_config,
+            mixed_precision=mixed_precision,
+            grad_scaler_config=grad_scaler_config,
         )
         wrapper = Model("clinlong-hf", _wrapper_forward, shims=[shim])
         super().__init__(

@@ -91,6 +91,41 @@ class LongHFShim(PyTorchShim):
         return self
 
 
+def new_shim(
+    *,
+    max_length: Optional[int],
+    batch_wordpieces: int,
+    tokenizer_config: Dict[str, Any],
+    transformer_config: Dict[str, Any],
+    mixed_precision: bool,
+    grad_scaler_config: Dict[str, Any],
+    auto_cls: Optional[str] = None,
+) -> LongHFShim:
+    """Check the settings every long-span model shares and make its (empty)
+    shim; the weights load later, at initialize or from_disk.
+
+    max_length (Optional[int]): Wordpiece budget; None or 0 for the model's own.
+    batch_wordpieces (int): The most padded wordpieces per encoder call.
+    tokenizer_config (Dict[str, Any]): Keyword arguments for AutoTokenizer.
+    transformer_config (Dict[str, Any]): Keyword arguments for AutoConfig.
+    mixed_precision (bool): Mixed precision on GPU.
+    grad_scaler_config (Dict[str, Any]): Gradient scaler settings.
+    auto_cls (Optional[str]): The transformers Auto class; None for AutoModel.
+    RETURNS (LongHFShim): The shim.
+    """
+    if max_length is not None and max_length < 0:
+        raise ValueError(f"max_length must be >= 0 (0 or null: the model's own), got {max_length}")
+    if batch_wordpieces < 1:
+        raise ValueError(f"batch_wordpieces must be >= 1, got {batch_wordpieces}")
+    hf = HFObjects(None, None, None, dict(tokenizer_config), dict(transformer_config))
+    return LongHFShim(
+        hf,
+        mixed_precision=mixed_precision,
+        grad_scaler_config=dict(grad_scaler_config),
+        auto_cls=auto_cls,
+    )
+
+
 class HFModelAccess:
     """Accessors for the thinc Models whose first layer holds a LongHFShim
     (LongTransformerModel, LongQAModel)."""

@@ -15,7 +15,6 @@ import numpy
 import torch
 from spacy.tokens import Doc
 from spacy.util import SimpleFrozenDict, registry
-from spacy_transformers.data_classes import HFObjects
 from thinc.api import Model
 
 from ..models.architecture import _backward, _sync_checkpointing
@@ -23,7 +22,7 @@ from ..models.encoder import WindowInput, plan_batches, run_batch
 from ..models.hf_loading import PairTemplate, load_hf, model_facts, pair_template
 from ..models.long_spans import LongSpansT, configure_long_spans
 from ..models.pieces import DocPieces, tokenize_docs
-from ..models.shim import HFModelAccess, LongHFShim
+from ..models.shim import HFModelAccess, new_shim
 
 AUTO_CLS = "AutoModelForQuestionAnswering"
 
@@ -105,17 +104,15 @@ class LongQAModel(HFModelAccess, Model):
         grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
         gradient_checkpointing: bool = False,
     ):
-        if max_length is not None and max_length < 0:
-            raise ValueError(f"max_length must be >= 0 (0 or null: the model's own), got {max_length}")
         if max_query_length < 1:
             raise ValueError(f"max_query_length must be >= 1, got {max_query_length}")
-        if batch_wordpieces < 1:
-            raise ValueError(f"batch_wordpieces must be >= 1, got {batch_wordpieces}")
-        hf = HFObjects(None, None, None, dict(tokenizer_config), dict(transformer_config))
-        shim = LongHFShim(
-            hf,
+        shim = new_shim(
+            max_length=max_length,
+            batch_wordpieces=batch_wordpieces,
+            tokenizer_config=tokenizer_config,
+            transformer_config=transformer_config,
             mixed_precision=mixed_precision,
-            grad_scaler_config=dict(grad_scaler_config),
+            grad_scaler_config=grad_scaler_config,
             auto_cls=AUTO_CLS,
         )
         wrapper = Model("clinlong-hf-qa", _wrapper_forward, shims=[shim])
