@@ -16,14 +16,17 @@ class ModelSpec(NamedTuple):
     strided: bool
     doc_pooling: str
     about: str
+    # the make-model --arch whose tiny build stands in for the checkpoint offline
+    arch: str
 
 
 MODELS: Dict[str, ModelSpec] = {
-    "longformer": ModelSpec("yikuan8/Clinical-Longformer", False, "cls", "Clinical-Longformer (4,096 wordpieces)"),
-    "bigbird": ModelSpec("yikuan8/Clinical-BigBird", False, "cls", "Clinical-BigBird (4,096 wordpieces)"),
-    "modernbert": ModelSpec("Simonlee711/Clinical_ModernBERT", False, "mean", "Clinical ModernBERT (8,192 wordpieces)"),
+    "longformer": ModelSpec("yikuan8/Clinical-Longformer", False, "cls", "Clinical-Longformer (4,096 wordpieces)", "longformer"),
+    "bigbird": ModelSpec("yikuan8/Clinical-BigBird", False, "cls", "Clinical-BigBird (4,096 wordpieces)", "bigbird"),
+    "modernbert": ModelSpec("Simonlee711/Clinical_ModernBERT", False, "mean", "Clinical ModernBERT (8,192 wordpieces)", "modernbert"),
     "clinicalbert_strided": ModelSpec(
-        "emilyalsentzer/Bio_ClinicalBERT", True, "mean", "Bio_ClinicalBERT through strided 128/96 windows (baseline)"
+        "emilyalsentzer/Bio_ClinicalBERT", True, "mean", "Bio_ClinicalBERT through strided 128/96 windows (baseline)",
+        "bert",
     ),
 }
 TASKS = ("ner", "textcat_multilabel", "qa")
@@ -127,26 +130,65 @@ grad_factor = 1.0
 upstream = "*"
 """
 
+_QA = """
+[components.clinlong_qa]
+factory = "clinlong_qa"
+# longest answer, in wordpieces
+max_answer_length = 64
+# the best span must beat the no-answer (CLS) score by this much
+null_threshold = 0.0
+scorer = {{"@scorers":"spacy-clinlong.qa_scorer.v1"}}
+
+[components.clinlong_qa.model]
+@architectures = "spacy-clinlong.LongQAModel.v1"
+name = "{hub_id}"
+# {budget_note}
+max_length = {max_length}
+max_query_length = 64
+# padded wordpieces per encoder call
+batch_wordpieces = 16384
+mixed_precision = false
+gradient_checkpointing = false
+tokenizer_config = {{"use_fast": true}}
+transformer_config = {{}}
+grad_scaler_config = {{}}
+
+[components.clinlong_qa.model.get_spans]
+@span_getters = "spacy-clinlong.long_spans.v1"
+# at least max_answer_length, so every answer lies whole inside some window
+overlap = 128
+min_fill = 0.5
+"""
+
 _SCORES = {
     "ner": "ents_f = 1.0\nents_p = 0.0\nents_r = 0.0\nents_per_type = null",
     "textcat_multilabel": (
         "cats_macro_auc = 1.0\ncats_macro_f = 0.0\ncats_score = 0.0\n"
         "cats_f_per_type = null\ncats_auc_per_type = null"
     ),
+    "qa": "qa_f1 = 1.0\nqa_exact = 0.0",
 }
+# Fine-tuning learning rates of the papers' scripts: 5e-5 for NER and
+# classification, 3e-5 for SQuAD-style QA.
+_LEARN_RATE = {"ner": "0.00005", "textcat_multilabel": "0.00005", "qa": "0.00003"}
+# Notes per nlp.pipe batch: a QA doc becomes one encoder row per question.
+_BATCH_SIZE = {"ner": 16, "textcat_multilabel": 16, "qa": 8}
 
 
-def render(task: str, model: str, *, qa_template: str = "") -> str:
+def render(task: str, model: str) -> str:
     """The complete config text for one task and model.
 
-    task (str): "ner" or "textcat_multilabel" ("qa" needs qa_template).
+    task (str): "ner", "textcat_multilabel" or "qa".
     model (str): A key of MODELS.
-    qa_template (str): The QA component block, for task "qa".
     RETURNS (str): The config.
     """
     if task not in TASKS or model not in MODELS:
         raise ValueError(f"Unknown task/model {task!r}/{model!r}: tasks {TASKS}, models {tuple(MODELS)}")
     spec = MODELS[model]
+    if task == "qa":
+        return _qa_header(model, spec) + _frame(
+            ["clinlong_qa"], _QA.format(hub_id=spec.hub_id, **_qa_budget(spec)), task
+        )
     trf = (_STRIDED_TRANSFORMER if spec.strided else _LONG_TRANSFORMER).format(hub_id=spec.hub_id)
     head = {"ner": _NER, "textcat_multilabel": _TEXTCAT.format(pooling=spec.doc_pooling)}[task]
     pipeline = ["transformer", task]
@@ -157,13 +199,38 @@ def render(task: str, model: str, *, qa_template: str = "") -> str:
         f"# Online, with the real checkpoint:\n"
         f"#   spacy train configs/{task}_{model}.cfg --paths.train train.spacy --paths.dev dev.spacy\n"
         f"# Offline, with a directory this package built (make-model):\n"
-        f"#   ... --components.transformer.model.name models/longformer-tiny\n"
+        f"#   ... --components.transformer.model.name models/{spec.arch}-tiny\n"
     )
-    return header + _frame(pipeline, trf + head, _SCORES[task])
+    return header + _frame(pipeline, trf + head, task)
 
 
-def _frame(pipeline: List[str], components: str, scores: str) -> str:
+def _qa_budget(spec: ModelSpec) -> Dict[str, str]:
+    if spec.strided:
+        # spacy-transformers' strided_spans cannot read question-note pairs; the
+        # short-model QA baseline is BERT's own recipe (Hugging Face run_qa:
+        # 384-wordpiece pairs, windows overlapping by 128).
+        return {"max_length": "384", "budget_note": "384 with a 128 overlap: Hugging Face run_qa's sliding windows"}
+    return {"max_length": "null", "budget_note": "null: the model's own budget, question and specials included"}
+
+
+def _qa_header(model: str, spec: ModelSpec) -> str:
+    about = spec.about.replace("through strided 128/96 windows", "through 384-wordpiece sliding windows")
+    return (
+        f"# Extractive QA (SQuAD 2.0 style) on whole clinical notes: {about}.\n"
+        f"# Generated by spacy_clinlong/configs.py; edit there and run\n"
+        f"#   python -m spacy_clinlong configs configs\n"
+        f"# The corpus: .spacy files whose docs carry QA gold in doc.user_data[\"clinlong_qa\"]\n"
+        f"# (python -m spacy_clinlong synth writes them; so do the SQuAD/emrQA converters).\n"
+        f"# Online, with the real checkpoint (its QA head is newly initialized unless it has one):\n"
+        f"#   spacy train configs/qa_{model}.cfg --paths.train train.spacy --paths.dev dev.spacy\n"
+        f"# Offline, with a directory this package built (make-model):\n"
+        f"#   ... --components.clinlong_qa.model.name models/{spec.arch}-tiny\n"
+    )
+
+
+def _frame(pipeline: List[str], components: str, task: str) -> str:
     names = ",".join(f'"{p}"' for p in pipeline)
+    scores, batch_size, learn_rate = _SCORES[task], _BATCH_SIZE[task], _LEARN_RATE[task]
     return f"""
 [paths]
 train = null
@@ -178,7 +245,7 @@ seed = 0
 [nlp]
 lang = "en"
 pipeline = [{names}]
-batch_size = 16
+batch_size = {batch_size}
 disabled = []
 before_creation = null
 after_creation = null
@@ -253,7 +320,7 @@ eps = 0.00000001
 @schedules = "warmup_linear.v1"
 warmup_steps = 250
 total_steps = 20000
-initial_rate = 0.00005
+initial_rate = {learn_rate}
 
 [training.score_weights]
 {scores}
@@ -274,7 +341,7 @@ after_init = null
 """
 
 
-def write_configs(output_dir: Path, tasks=("ner", "textcat_multilabel")) -> List[Path]:
+def write_configs(output_dir: Path, tasks=TASKS) -> List[Path]:
     """Write every task x model config into output_dir.
 
     output_dir (Path): The directory (created if missing).
