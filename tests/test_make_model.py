@@ -97,6 +97,19 @@ def test_make_config_rejects_bad_values_and_names_them():
         make_config("bert", "tiny", vocab_size=50)
     with pytest.raises(ValueError, match="vocab_size=4004"):
         make_config("modernbert", "tiny", vocab_size=4004)
+    with pytest.raises(ValueError, match="attention_window=\\[31, 31\\]"):
+        make_config("longformer", "tiny", attention_window=31)
+    with pytest.raises(ValueError, match="bert has none"):
+        make_config("bert", "tiny", attention_window=64)
+
+
+def test_attention_window_sets_every_longformer_layer(tmp_path):
+    assert make_config("longformer", "tiny", attention_window=512).attention_window == [512, 512]
+    assert make_config("longformer", "base").attention_window == [512] * 12
+    out = tmp_path / "lf512"
+    result = CliRunner().invoke(app, ["make-model", "--arch", "longformer", "--attention-window", "512", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["attention_window"] == [512, 512]
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -1,6 +1,7 @@
 """`make-model`: build a random-weight stand-in for a clinical checkpoint, offline."""
 from enum import Enum
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -30,6 +31,9 @@ def make_model_cli(
         case_sensitive=False,
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights"),
+    attention_window: Optional[int] = typer.Option(
+        None, "--attention-window", help="Longformer only: sliding window per layer (tiny 32, base 512 by default)"
+    ),
 ) -> None:
     """Train a tokenizer on the synthetic notes and save it with a random-weight
     model, loadable with AutoTokenizer/AutoModel.from_pretrained(OUTPUT_DIR).
@@ -41,7 +45,9 @@ def make_model_cli(
     from ..models.make_model import build_model, read_build_info
 
     try:
-        path = build_model(arch=arch.value, size=size.value, output_dir=output_dir, seed=seed)
+        path = build_model(
+            arch=arch.value, size=size.value, output_dir=output_dir, seed=seed, attention_window=attention_window
+        )
     except ValueError as err:
         typer.secho(str(err), fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)

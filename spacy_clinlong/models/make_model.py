@@ -77,18 +77,26 @@ ARTIFACTS = (
 )
 
 
-def make_config(arch: str, size: str, *, vocab_size: Optional[int] = None) -> PretrainedConfig:
+def make_config(
+    arch: str, size: str, *, vocab_size: Optional[int] = None, attention_window: Optional[int] = None
+) -> PretrainedConfig:
     """Create the Hugging Face config of an arch at a size.
 
     arch (str): One of ARCHS.
     size (str): "base" (the real checkpoint's shape) or "tiny".
     vocab_size (Optional[int]): Embedding rows; None gives the real checkpoint's
         for base and TINY_VOCAB_SIZE for tiny. Must exceed every special id.
+    attention_window (Optional[int]): Longformer only: the sliding window of
+        every layer (a positive even number); None gives 32 for tiny and the
+        real checkpoint's 512 for base. A tiny model with 512 sees as far as
+        Clinical-Longformer does.
     RETURNS (PretrainedConfig): The config (LongformerConfig, BigBirdConfig,
         ModernBertConfig or BertConfig).
     """
     if arch not in ARCHS or size not in SIZES:
         raise ValueError(f"Unknown arch/size {arch!r}/{size!r}; expected arch in {ARCHS}, size in {SIZES}")
+    if attention_window is not None and arch != "longformer":
+        raise ValueError(f"attention_window is a Longformer setting; {arch} has none")
     tiny = size == "tiny"
     if vocab_size is None:
         vocab_size = TINY_VOCAB_SIZE if tiny else BASE_VOCAB[arch]
@@ -102,7 +110,7 @@ def make_config(arch: str, size: str, *, vocab_size: Optional[int] = None) -> Pr
         layers = 2 if tiny else 12
         config = LongformerConfig(
             num_hidden_layers=layers,
-            attention_window=[32 if tiny else 512] * layers,
+            attention_window=[(32 if tiny else 512) if attention_window is None else attention_window] * layers,
             # RoBERTa positions start at pad_token_id + 1: 4096 tokens need 4098.
             max_position_embeddings=4098,
             type_vocab_size=1,
@@ -237,6 +245,7 @@ def build_model(
     output_dir: os.PathLike,
     seed: int = 0,
     texts: Optional[Iterable[str]] = None,
+    attention_window: Optional[int] = None,
 ) -> Path:
     """Train a tokenizer, build a random-weight model and save both.
 
@@ -247,9 +256,10 @@ def build_model(
     seed (int): Seed of the random weights.
     texts (Optional[Iterable[str]]): Tokenizer training texts; None uses the
         package's synthetic notes.
+    attention_window (Optional[int]): Longformer's sliding window (see make_config).
     RETURNS (Path): output_dir, loadable with AutoTokenizer/AutoModel.from_pretrained.
     """
-    make_config(arch, size)  # fail on a bad arch or size before any work
+    make_config(arch, size, attention_window=attention_window)  # fail on bad settings before any work
     texts = list(default_texts() if texts is None else texts)
     kinds = sorted({type(text).__name__ for text in texts if not isinstance(text, str)})
     if kinds:
@@ -268,7 +278,7 @@ def build_model(
     # base keeps the real vocab_size; tiny fits the tokenizer, rounded up to a
     # multiple of 8 for tensor-core friendly embedding shapes.
     vocab_size = None if size == "base" else -(-len(tokenizer) // 8) * 8
-    config = make_config(arch, size, vocab_size=vocab_size)
+    config = make_config(arch, size, vocab_size=vocab_size, attention_window=attention_window)
     _check_tokenizer(tokenizer, config)
     # fork_rng: seeding must not change the caller's global random state.
     with torch.random.fork_rng(devices=[]):
