@@ -13,7 +13,7 @@ GENERATED = [(task, model) for task in TASKS for model in MODELS]
 @pytest.mark.parametrize("task,model", GENERATED)
 def test_config_files_match_the_generator(task, model):
     path = CONFIG_DIR / f"{task}_{model}.cfg"
-    assert path.exists(), f"run: python -m spacy_clinlong configs configs"
+    assert path.exists(), "run: python -m spacy_clinlong configs configs"
     assert path.read_text() == render(task, model)
 
 

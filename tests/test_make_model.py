@@ -110,6 +110,9 @@ def test_attention_window_sets_every_longformer_layer(tmp_path):
     result = CliRunner().invoke(app, ["make-model", "--arch", "longformer", "--attention-window", "512", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "config.json").read_text())["attention_window"] == [512, 512]
+    # 0 keeps each size's own, so one project setting serves every arch
+    result = CliRunner().invoke(app, ["make-model", "--arch", "bert", "--attention-window", "0", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -63,6 +63,7 @@ def test_offline_workflow_end_to_end(tmp_path):
         "n_notes": 40,
         "ner_steps": 30,
         "textcat_steps": 30,
+        "qa_steps": 10,
         "eval_frequency": 15,
         "batch_words": 1500,
     }
@@ -75,9 +76,15 @@ def test_offline_workflow_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     metrics = project_dir / "metrics"
-    for name in ("ner_long", "ner_strided", "textcat_multilabel_long"):
+    for name in ("ner_long", "ner_strided", "textcat_multilabel_long", "textcat_multilabel_strided", "qa_long"):
         scores = srsly.read_json(metrics / f"{name}.json")
         assert scores, name
+    assert 0.0 <= srsly.read_json(metrics / "qa_long.json")["qa_f1"] <= 1.0
     summary = (metrics / "summary.md").read_text()
     assert "| ner | long | ents_f |" in summary and "| ner | strided | ents_f |" in summary
-    assert "cats_macro_auc" in summary
+    assert "| textcat_multilabel | long | cats_macro_auc |" in summary
+    assert "| textcat_multilabel | strided | cats_macro_auc |" in summary
+    assert "| qa | long | qa_f1 |" in summary
+    # long and strided side by side per label, for every entity and note label
+    assert "| ALLERGEN |" in summary and "| ALLERGY_CONFLICT |" in summary
+    assert "## longrange: longrange_per_bucket (r)" in summary and "| all near |" in summary

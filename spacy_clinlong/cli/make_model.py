@@ -1,7 +1,6 @@
 """`make-model`: build a random-weight stand-in for a clinical checkpoint, offline."""
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -31,8 +30,9 @@ def make_model_cli(
         case_sensitive=False,
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights"),
-    attention_window: Optional[int] = typer.Option(
-        None, "--attention-window", help="Longformer only: sliding window per layer (tiny 32, base 512 by default)"
+    attention_window: int = typer.Option(
+        0, "--attention-window",
+        help="Longformer only: sliding window per layer; 0 keeps the size's own (tiny 32, base 512)",
     ),
 ) -> None:
     """Train a tokenizer on the synthetic notes and save it with a random-weight
@@ -46,7 +46,7 @@ def make_model_cli(
 
     try:
         path = build_model(
-            arch=arch.value, size=size.value, output_dir=output_dir, seed=seed, attention_window=attention_window
+            arch=arch.value, size=size.value, output_dir=output_dir, seed=seed, attention_window=attention_window or None
         )
     except ValueError as err:
         typer.secho(str(err), fg=typer.colors.RED, err=True)
