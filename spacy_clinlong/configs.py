@@ -31,6 +31,16 @@ MODELS: Dict[str, ModelSpec] = {
 }
 TASKS = ("ner", "textcat_multilabel", "qa")
 
+# Settings of the encoder call shared by the long-span transformer and QA blocks.
+_ENCODER_SETTINGS = """# padded wordpieces per encoder call
+batch_wordpieces = 16384
+mixed_precision = false
+gradient_checkpointing = false
+tokenizer_config = {{"use_fast": true}}
+transformer_config = {{}}
+grad_scaler_config = {{}}
+"""
+
 _LONG_TRANSFORMER = """
 [components.transformer]
 factory = "transformer"
@@ -43,14 +53,7 @@ max_batch_items = 262144
 name = "{hub_id}"
 # null: the model's own budget
 max_length = null
-# padded wordpieces per encoder call
-batch_wordpieces = 16384
-mixed_precision = false
-gradient_checkpointing = false
-tokenizer_config = {{"use_fast": true}}
-transformer_config = {{}}
-grad_scaler_config = {{}}
-
+""" + _ENCODER_SETTINGS + """
 [components.transformer.model.get_spans]
 @span_getters = "spacy-clinlong.long_spans.v1"
 overlap = 128
@@ -145,14 +148,7 @@ name = "{hub_id}"
 # {budget_note}
 max_length = {max_length}
 max_query_length = 64
-# padded wordpieces per encoder call
-batch_wordpieces = 16384
-mixed_precision = false
-gradient_checkpointing = false
-tokenizer_config = {{"use_fast": true}}
-transformer_config = {{}}
-grad_scaler_config = {{}}
-
+""" + _ENCODER_SETTINGS + """
 [components.clinlong_qa.model.get_spans]
 @span_getters = "spacy-clinlong.long_spans.v1"
 # at least max_answer_length, so every answer lies whole inside some window
