@@ -12,23 +12,20 @@ bucket should hold up; through strided windows it should fall.
 `long_range_scores` works on any gold corpus whose docs carry labelled
 sections in `doc.spans["sections"]` (`synth` writes them).
 """
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
-# (upper bound in spaCy tokens, name); the last bucket is open-ended
-BUCKETS: Tuple[Tuple[int, str], ...] = ((64, "near"), (128, "mid"), (10**9, "far"))
+# Bucket bounds in spaCy tokens from the section start: near <= 64 < mid <= 128 < far.
+NEAR, MID = 64, 128
 LIST_SECTIONS: Tuple[str, ...] = ("ALLERGIES", "MEDICATIONS")
 LIST_LABELS: Tuple[str, ...] = ("ALLERGEN", "TREATMENT")
 
 
 def bucket_of(distance: int) -> str:
     """RETURNS (str): "near" (<= 64 tokens), "mid" (65-128) or "far" (> 128)."""
-    for bound, name in BUCKETS:
-        if distance <= bound:
-            return name
-    raise ValueError(f"distance {distance} is out of range")
+    return "near" if distance <= NEAR else "mid" if distance <= MID else "far"
 
 
 def long_range_scores(
@@ -53,6 +50,8 @@ def long_range_scores(
         "all <bucket>" over every counted label. Exact-match recall: the
         predicted entity has the gold start, end and label.
     """
+    if not gold_docs:
+        raise ValueError("No gold docs to score")
     missing = [i for i, doc in enumerate(gold_docs) if "sections" not in doc.spans]
     if missing:
         raise ValueError(
@@ -90,12 +89,3 @@ def long_range_scores(
         "longrange_per_bucket": per_bucket,
     }
 
-
-def read_gold(nlp: Language, paths: Iterable) -> List[Doc]:
-    """RETURNS (List[Doc]): The docs of .spacy files, in order."""
-    from spacy.tokens import DocBin
-
-    docs: List[Doc] = []
-    for path in paths:
-        docs.extend(DocBin().from_disk(path).get_docs(nlp.vocab))
-    return docs

@@ -58,6 +58,8 @@ def test_docs_without_sections_are_refused_without_their_text(ruler_nlp):
     with pytest.raises(ValueError, match="doc.spans\\['sections'\\]") as err:
         long_range_scores(ruler_nlp, [doc])
     assert "Secret" not in str(err.value)
+    with pytest.raises(ValueError, match="No gold docs"):
+        long_range_scores(ruler_nlp, [])
 
 
 def test_cli_writes_json_that_summarize_tables(ruler_nlp, tmp_path):

@@ -20,15 +20,16 @@ def long_range_cli(
     """
     import spacy
     import srsly
+    from spacy.tokens import DocBin
     from thinc.api import require_gpu
 
-    from ..long_range import long_range_scores, read_gold
+    from ..long_range import long_range_scores
 
     if gpu_id >= 0:
         require_gpu(gpu_id)
     nlp = spacy.load(model)
     try:
-        scores = long_range_scores(nlp, read_gold(nlp, [data]))
+        scores = long_range_scores(nlp, list(DocBin().from_disk(data).get_docs(nlp.vocab)))
     except ValueError as err:
         typer.secho(str(err), fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)
