@@ -2,7 +2,7 @@
 
 Files are named `<task>_<system>.json` in one folder, e.g. `ner_long.json`,
 `ner_strided.json`, `textcat_multilabel_long.json`, `qa_long.json`,
-`longrange_long.json`. The summary
+`longrange_long.json`, `pretrain_mlm.json`. The summary
 has one overall table and, per task, a per-label table with every system side
 by side, so long spans and strided windows can be compared label by label.
 """
@@ -16,6 +16,9 @@ _TASKS = {
     "ner": (("ents_f", "ents_p", "ents_r"), "ents_per_type", "f"),
     "textcat_multilabel": (("cats_macro_auc", "cats_macro_f", "cats_micro_f"), "cats_f_per_type", "f"),
     "qa": (("qa_f1", "qa_exact"), None, None),
+    # held-out masked-LM loss of continued pretraining (python -m spacy_clinlong pretrain)
+    "pretrain": (("heldout_loss_before", "heldout_loss_after", "heldout_perplexity_before",
+                  "heldout_perplexity_after"), None, None),
     # entity recall by distance from the section header (python -m spacy_clinlong long-range)
     "longrange": (("longrange_far_recall",), "longrange_per_bucket", "r"),
 }

@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -214,6 +213,12 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, tiny_models, jsonl_co
     assert all(torch.equal(a[k], b[k]) for k in a)
     first = json.loads((full / METRICS_FILE).read_text(encoding="utf8"))
     assert metrics["heldout"] == first["heldout"]
+    # Checkpoints of another run are not resumed from; --no-resume starts over there.
+    with pytest.raises(ValueError, match="different run.*max_length"):
+        run_pretraining(model, jsonl_corpus, cut, small_settings(max_length=128))
+    again = run_pretraining(model, jsonl_corpus, cut, small_settings(max_length=128, resume=False))
+    assert again["resumed_from"] is None and again["steps"] == 6 and again["max_length"] == 128
+    assert sorted(p.name for p in (cut / "checkpoints").glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-6"]
 
 
 def test_note_text_stays_out_of_logs(tmp_path, tiny_models, capfd, caplog):
@@ -236,16 +241,17 @@ def test_cli_pretrain_and_its_errors(tmp_path, tiny_models, jsonl_corpus):
     out = tmp_path / "cli"
     result = runner.invoke(app, ["pretrain", str(tiny_models("longformer")), str(jsonl_corpus), str(out),
                                  "--max-steps", "2", "--max-length", "128", "--batch-size", "2",
-                                 "--whole-word-mask", "--cpu", "--eval-corpus", str(jsonl_corpus),
-                                 "--max-eval-notes", "1"])
+                                 "--whole-word-mask", "--gpu-id", "-1", "--eval-corpus", str(jsonl_corpus),
+                                 "--max-eval-notes", "1", "--metrics", str(tmp_path / "m" / "pretrain_mlm.json")])
     assert result.exit_code == 0, result.output
     assert "Held-out masked-LM loss" in result.output
     metrics = json.loads((out / METRICS_FILE).read_text(encoding="utf8"))
     assert metrics["whole_word_mask"] is True and metrics["heldout_notes"] == 1
+    assert json.loads((tmp_path / "m" / "pretrain_mlm.json").read_text(encoding="utf8")) == metrics
     empty = tmp_path / "empty.jsonl"
     empty.write_text('{"text": ""}\n', encoding="utf8")
     result = runner.invoke(app, ["pretrain", str(tiny_models("longformer")), str(empty), str(tmp_path / "x"),
-                                 "--cpu"])
+                                 "--gpu-id", "-1"])
     assert result.exit_code == 1
     assert "fewer than two good notes" in result.output
     result = runner.invoke(app, ["pretrain", str(tmp_path / "nope"), str(jsonl_corpus), str(tmp_path / "y")])
@@ -257,7 +263,7 @@ def test_torchrun_runs_the_same_command_data_parallel(tmp_path, tiny_models, jso
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
            "-m", "spacy_clinlong", "pretrain", str(tiny_models("longformer")), str(jsonl_corpus), str(out),
-           "--max-steps", "3", "--max-length", "128", "--batch-size", "2", "--save-steps", "3", "--cpu"]
+           "--max-steps", "3", "--max-length", "128", "--batch-size", "2", "--save-steps", "3", "--gpu-id", "-1"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / METRICS_FILE).read_text(encoding="utf8"))

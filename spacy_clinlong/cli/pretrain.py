@@ -1,5 +1,6 @@
 """`pretrain` and `extend`: continued masked-LM pretraining, and long models from short ones."""
 import os
+import shutil
 from enum import Enum
 from pathlib import Path
 from typing import List, Optional
@@ -46,7 +47,9 @@ def pretrain_cli(
     gradient_checkpointing: Optional[bool] = typer.Option(
         None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Default: on when training on GPU"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the last checkpoint"),
-    use_cpu: bool = typer.Option(False, "--cpu", help="Train on CPU even when a GPU is there"),
+    gpu_id: Optional[int] = typer.Option(
+        None, "--gpu-id", help="-1: CPU; N: that GPU; default: every visible GPU (under torchrun: one per process)"),
+    metrics_copy: Optional[Path] = typer.Option(None, "--metrics", help="Also write metrics.json here"),
     seed: int = typer.Option(0, "--seed", help="Seed of masking, split and new weights"),
     report_to: Optional[List[str]] = typer.Option(
         None, "--report-to", help="Experiment tracker (wandb, tensorboard ...); none unless given"),
@@ -60,6 +63,13 @@ def pretrain_cli(
     several GPUs or machines, launch the same command through torchrun or
     accelerate: `torchrun --nproc_per_node 4 -m spacy_clinlong pretrain ...`.
     """
+    if gpu_id is not None and gpu_id >= 0:
+        if "LOCAL_RANK" in os.environ:
+            typer.secho("--gpu-id picks one GPU; under torchrun or accelerate leave it out.", fg=typer.colors.RED,
+                        err=True)
+            raise typer.Exit(code=1)
+        # Before torch initializes CUDA, so the Trainer's cuda:0 is that GPU.
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_id)
     from ..models.hf_loading import ModelLoadError
     from ..pretraining.notes import CorpusError
     from ..pretraining.train import PretrainSettings, run_pretraining
@@ -71,7 +81,7 @@ def pretrain_cli(
         text_field=text_field, eval_corpus=eval_corpus, eval_fraction=eval_fraction,
         max_eval_notes=max_eval_notes, save_steps=save_steps, logging_steps=logging_steps,
         precision=precision.value, gradient_checkpointing=gradient_checkpointing, resume=resume,
-        use_cpu=use_cpu, seed=seed, report_to=tuple(report_to or ()),
+        use_cpu=gpu_id is not None and gpu_id < 0, seed=seed, report_to=tuple(report_to or ()),
     )
     try:
         metrics = run_pretraining(model, corpus, output_dir, settings)
@@ -80,6 +90,9 @@ def pretrain_cli(
         raise typer.Exit(code=1)
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun or accelerate, the first process reports
+    if metrics_copy is not None:
+        metrics_copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(output_dir / "metrics.json", metrics_copy)
     before, after = metrics["heldout"]["before"], metrics["heldout"]["after"]
     typer.echo(f"Trained {metrics['steps']} steps on {metrics['max_length']}-wordpiece sequences"
                + (f" (resumed from {metrics['resumed_from']})" if metrics["resumed_from"] else ""))

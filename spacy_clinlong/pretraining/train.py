@@ -15,8 +15,10 @@ Under `torchrun` or `accelerate launch` the same call runs data parallel over
 every process: the Trainer wraps the model, the first process reads the
 stream and hands each process its share of every batch.
 """
+import hashlib
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ from .packing import PackedNotes, make_collator, mask_batch, pack_notes, pad_bat
 CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "metrics.json"
 BEFORE_FILE = "heldout_before.json"
+RUN_FILE = "run.json"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -201,6 +204,58 @@ def last_logged_loss(history: List[Dict[str, Any]], fallback: float) -> float:
     return float(logged[-1]) if logged else fallback
 
 
+def corpus_stamp(path: Path) -> Dict[str, Any]:
+    """What identifies a corpus's contents cheaply: sizes and modification times, not the text.
+
+    RETURNS (Dict[str, Any]): path, file count, total bytes and a hash of names, sizes and times.
+    """
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    total = 0
+    for file in files:
+        stat = file.stat()
+        total += stat.st_size
+        digest.update(f"{file.relative_to(path) if path.is_dir() else file.name}:{stat.st_size}:{stat.st_mtime_ns}\n"
+                      .encode())
+    return {"path": str(path.resolve()), "files": len(files), "bytes": total, "sha256": digest.hexdigest()[:16]}
+
+
+def run_identity(model: str, corpus: Path, settings: PretrainSettings) -> Dict[str, Any]:
+    """RETURNS (Dict[str, Any]): What a checkpoint must share with a run that resumes from it."""
+    keep = ("max_length", "batch_size", "gradient_accumulation_steps", "mlm_probability", "whole_word_mask",
+            "text_field", "eval_fraction", "max_eval_notes", "seed")
+    return {"model": str(model), "corpus": corpus_stamp(corpus),
+            "eval_corpus": corpus_stamp(settings.eval_corpus) if settings.eval_corpus else None,
+            **{k: getattr(settings, k) for k in keep}}
+
+
+def check_resumable(ckpt_dir: Path, identity: Dict[str, Any], resume: bool, main: bool) -> None:
+    """Refuse to resume from checkpoints of another run; start over cleanly without --resume.
+
+    ckpt_dir (Path): OUTPUT_DIR/checkpoints.
+    identity (Dict[str, Any]): This run's `run_identity`.
+    resume (bool): Whether resuming was asked for.
+    main (bool): Whether this is the first process (the one that writes).
+    """
+    path = ckpt_dir / RUN_FILE
+    if resume and path.exists():
+        stored = json.loads(path.read_text(encoding="utf8"))
+        if stored != json.loads(json.dumps(identity)):
+            changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != json.loads(
+                json.dumps(identity)).get(k))
+            raise ValueError(
+                f"The checkpoints in {str(ckpt_dir)!r} come from a different run (changed: {', '.join(changed)}). "
+                "Use another OUTPUT_DIR, or --no-resume to start over there."
+            )
+    if not main:
+        return
+    if not resume and ckpt_dir.exists():
+        shutil.rmtree(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(identity, indent=2), encoding="utf8")
+
+
 def run_pretraining(model: str, corpus: Path, output_dir: Path, settings: PretrainSettings) -> Dict[str, Any]:
     """Continue masked-LM pretraining of `model` on `corpus`; write the model and metrics.
 
@@ -252,6 +307,9 @@ def run_pretraining(model: str, corpus: Path, output_dir: Path, settings: Pretra
         processing_class=tokenizer,
     )
     main = trainer.is_world_process_zero()
+    # The first process checks, clears and stamps the checkpoint folder before the others look.
+    with args.main_process_first(desc="checkpoint folder"):
+        check_resumable(ckpt_dir, run_identity(model, corpus, settings), settings.resume, main)
     eval_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     batches = heldout_batches(eval_texts, tokenizer, max_length, settings, settings.batch_size)
     last = get_last_checkpoint(str(ckpt_dir)) if settings.resume and ckpt_dir.is_dir() else None
@@ -281,6 +339,10 @@ def run_pretraining(model: str, corpus: Path, output_dir: Path, settings: Pretra
         "resumed_from": Path(last).name if last else None,
         "train_loss": last_logged_loss(trainer.state.log_history, float(result.training_loss)),
         "heldout_notes": len(eval_texts),
+        "heldout_loss_before": before["loss"],
+        "heldout_loss_after": after["loss"],
+        "heldout_perplexity_before": before["perplexity"],
+        "heldout_perplexity_after": after["perplexity"],
         "heldout": {"before": before, "after": after},
         "skipped_notes": dict(source.skipped),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()},
