@@ -134,6 +134,24 @@ def test_allergy_and_medication_items_share_local_templates(notes):
     assert not any(re.search(r"allerg|reaction|rash|hives|anaphyla", p, re.I) for p in allergy)
 
 
+
+def test_a_drug_name_says_little_about_its_list(notes):
+    """Allergies are drawn like another patient's home list: guessing the list from the drug
+    name alone does barely better than always guessing the larger list."""
+    from spacy_clinlong.corpus.synth_vocab import DRUG_NAMES
+
+    by_drug: Dict[str, Counter] = {}
+    for note in notes:
+        for ent in note["entities"]:
+            name, section = note["text"][ent["start"] : ent["end"]], _section_of(note, ent)
+            if section in ("ALLERGIES", "MEDICATIONS") and name in DRUG_NAMES:
+                by_drug.setdefault(name, Counter())[section] += 1
+    total = sum(sum(c.values()) for c in by_drug.values())
+    by_name = sum(max(c.values()) for c in by_drug.values()) / total
+    larger = max(sum(c[s] for c in by_drug.values()) for s in ("ALLERGIES", "MEDICATIONS")) / total
+    assert total > 1000
+    assert by_name - larger < 0.06
+
 def test_cats_follow_the_annotations(notes):
     for note in notes:
         affirmed = {note["text"][e["start"] : e["end"]].lower() for e in note["entities"]

@@ -90,22 +90,33 @@ def _list_size(rng: random.Random, target: int) -> int:
     return max(1 if target < 500 else 2, min(30, round(rng.uniform(2.0, 7.5) * target / 1000) + 1))
 
 
-def _drugs(rng: random.Random, plan: Dict[str, Any]) -> None:
-    """Choose admission meds, final meds and allergies (with or without a conflict)."""
-    by_name = {d[0]: d for d in V.DRUGS}
+def _home_list(rng: random.Random, pos: Dict[str, bool], comorbid: List[Any], n: int,
+               exclude: Tuple[str, ...] = ()) -> List[str]:
+    """Drugs a patient with these conditions and comorbidities takes at home, `n` or more."""
     chosen: List[str] = []
     for label, group in sorted(COND_DRUG_GROUP.items()):
-        if plan["pos"][label]:
-            names = [d[0] for d in V.DRUGS if d[3] == group]
+        if pos[label]:
+            names = [d[0] for d in V.DRUGS if d[3] == group and d[0] not in exclude]
             chosen += rng.sample(names, min(len(names), rng.randint(1, 2)))
     lowered = {name.lower(): name for name in V.DRUG_NAMES}
-    for _, _, txs in plan["comorbid"]:
-        options = [lowered[t] for t in txs if t in lowered and lowered[t] not in chosen]
+    for _, _, txs in comorbid:
+        options = [lowered[t] for t in txs if t in lowered and lowered[t] not in chosen + list(exclude)]
         if options:
             chosen.append(rng.choice(options))
-    general = [d[0] for d in V.DRUGS if d[3] in ("gen", "htn") and d[0] not in chosen]
-    n_adm = _list_size(rng, plan["target"])
-    chosen += rng.sample(general, max(0, n_adm - len(chosen)))
+    general = [d[0] for d in V.DRUGS if d[3] in ("gen", "htn") and d[0] not in chosen + list(exclude)]
+    chosen += rng.sample(general, max(0, min(len(general), n - len(chosen))))
+    return chosen
+
+
+def _drugs(rng: random.Random, plan: Dict[str, Any]) -> None:
+    """Choose admission meds, final meds and allergies (with or without a conflict).
+
+    Allergies are drawn the way a home list is, for another patient (conditions
+    and comorbidities drawn afresh), so a drug's name says no more about which
+    list it is on than the lines' templates do: only the header does.
+    """
+    by_name = {d[0]: d for d in V.DRUGS}
+    chosen = _home_list(rng, plan["pos"], plan["comorbid"], _list_size(rng, plan["target"]))
     admission = chosen[:]
     rng.shuffle(admission)
     final = [d for d in admission if rng.random() > 0.1] or admission[:2]
@@ -120,10 +131,13 @@ def _drugs(rng: random.Random, plan: Dict[str, Any]) -> None:
             stopped = rng.choice(final)
             final.remove(stopped)
             allergies.append(stopped)
-        taken = set(admission) | set(final)
-        candidates = [d for d in V.DRUG_NAMES if d not in taken]
+        taken = tuple(sorted(set(admission) | set(final)))
         kept = len(allergies)
-        allergies += rng.sample(candidates, max(0, min(len(candidates), n_all - len(allergies))))
+        other_pos = {lab: rng.random() < P_POSITIVE[lab] for lab in V.CONDITION_LABELS}
+        other_comorbid = rng.sample(V.CHRONIC_DX, len(plan["comorbid"]))
+        others = _home_list(rng, other_pos, other_comorbid, n_all - kept, exclude=taken)
+        rng.shuffle(others)
+        allergies += others[: max(0, n_all - kept)]
         for i in range(kept, len(allergies)):
             if rng.random() < 0.1:
                 allergies[i] = rng.choice([a for a in V.NON_DRUG_ALLERGENS if a not in allergies] or ["Latex"])
