@@ -239,11 +239,11 @@ def check_resumable(ckpt_dir: Path, identity: Dict[str, Any], resume: bool, main
     main (bool): Whether this is the first process (the one that writes).
     """
     path = ckpt_dir / RUN_FILE
+    identity = json.loads(json.dumps(identity))  # as it reads back from the file
     if resume and path.exists():
         stored = json.loads(path.read_text(encoding="utf8"))
-        if stored != json.loads(json.dumps(identity)):
-            changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != json.loads(
-                json.dumps(identity)).get(k))
+        if stored != identity:
+            changed = sorted(k for k in set(stored) | set(identity) if stored.get(k) != identity.get(k))
             raise ValueError(
                 f"The checkpoints in {str(ckpt_dir)!r} come from a different run (changed: {', '.join(changed)}). "
                 "Use another OUTPUT_DIR, or --no-resume to start over there."
