@@ -66,6 +66,8 @@ def test_offline_workflow_end_to_end(tmp_path):
         "qa_steps": 10,
         "eval_frequency": 15,
         "batch_words": 1500,
+        "pretrain_steps": 30,
+        "pretrain_length": 256,
     }
     args = [f"--vars.{k}={v}" for k, v in overrides.items()]
     result = subprocess.run(
@@ -88,3 +90,10 @@ def test_offline_workflow_end_to_end(tmp_path):
     # long and strided side by side per label, for every entity and note label
     assert "| ALLERGEN |" in summary and "| ALLERGY_CONFLICT |" in summary
     assert "## longrange: longrange_per_bucket (r)" in summary and "| all near |" in summary
+    # The heads train from the continued-pretrained model, whose held-out loss fell.
+    pretrain = srsly.read_json(metrics / "pretrain_mlm.json")
+    assert pretrain["steps"] == 30 and pretrain["heldout_loss_after"] < pretrain["heldout_loss_before"]
+    assert "| pretrain | mlm | heldout_loss_after |" in summary
+    assert (project_dir / "models" / "pretrained" / "model.safetensors").exists()
+    ner_cfg = (project_dir / "training" / "ner" / "model-best" / "config.cfg").read_text()
+    assert 'name = "models/pretrained"' in ner_cfg
