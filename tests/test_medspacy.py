@@ -1,0 +1,152 @@
+"""medspaCy after the model: ConText flags and sections on the model's entities, quiet PyRuSH,
+the pipeline's own tokenizer, the JSON view, and a round trip through to_disk/spacy.load."""
+import json
+import subprocess
+import sys
+
+import pytest
+import spacy
+from spacy.tokens import Span
+
+from spacy_clinlong.clinical import add_medspacy, doc_to_json
+
+NOTE = (
+    "HISTORY OF PRESENT ILLNESS: Denies chest pain. Reports cough for two days.\n"
+    "FAMILY HISTORY: Mother with diabetes.\n"
+    "PAST MEDICAL HISTORY: Hypertension.\n"
+)
+
+
+def ruler_pipeline():
+    """A stand-in for a trained ner: fixed entities, so the rules' effect is exact."""
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "PROBLEM", "pattern": p} for p in ("chest pain", "cough", "diabetes")]
+                       + [{"label": "PROBLEM", "pattern": "Hypertension"}])
+    return nlp
+
+
+def ents_by_text(doc):
+    return {ent.text: ent for ent in doc.ents}
+
+
+def test_context_flags_and_sections_on_the_pipeline_entities():
+    nlp = add_medspacy(ruler_pipeline())
+    assert nlp.pipe_names == ["entity_ruler", "clinlong_pyrush", "medspacy_sectionizer", "medspacy_context",
+                              "medspacy_doc_consumer"]
+    doc = nlp(NOTE)
+    ents = ents_by_text(doc)
+    assert ents["chest pain"]._.is_negated is True
+    assert ents["cough"]._.is_negated is False and ents["cough"]._.is_family is False
+    assert ents["diabetes"]._.is_family is True
+    assert ents["chest pain"]._.section_category == "history_of_present_illness"
+    assert ents["diabetes"]._.section_category == "family_history"
+    assert ents["Hypertension"]._.section_category == "past_medical_history"
+    assert ents["Hypertension"]._.is_historical is True
+
+
+def test_the_pipeline_tokenizer_stays():
+    nlp = ruler_pipeline()
+    tokenizer = nlp.tokenizer
+    add_medspacy(nlp)
+    assert nlp.tokenizer is tokenizer
+    assert [t.text for t in nlp("x-ray 5mg")] == [t.text for t in spacy.blank("en")("x-ray 5mg")]
+
+
+def test_target_rules_add_to_the_model_entities_without_overriding_them():
+    from medspacy.target_matcher import TargetRule
+
+    nlp = add_medspacy(ruler_pipeline(), target_rules=[TargetRule("afib", "PROBLEM"),
+                                                       TargetRule("chest pain", "SYMPTOM")])
+    doc = nlp("No afib. Denies chest pain.")
+    labels = {ent.text: ent.label_ for ent in doc.ents}
+    assert labels == {"afib": "PROBLEM", "chest pain": "PROBLEM"}  # the model's label wins the overlap
+    assert ents_by_text(doc)["afib"]._.is_negated is True
+    assert "clinlong_target_ents" in nlp.pipe_names
+
+
+def test_rules_do_not_log_or_warn_note_text(capfd, recwarn):
+    from medspacy.target_matcher import TargetRule
+
+    nlp = add_medspacy(ruler_pipeline(), target_rules=[TargetRule("zyxwvut chest pain", "PROBLEM")])
+    nlp("Zyxwvut chest pain. Second sentence here.")
+    assert not any("zyxwvut" in str(w.message).lower() for w in recwarn)
+    captured = capfd.readouterr()
+    assert "Zyxwvut" not in captured.err and "Zyxwvut" not in captured.out
+    assert "DEBUG" not in captured.err
+
+
+def test_own_sentences_are_kept_or_required():
+    nlp = ruler_pipeline()
+    nlp.add_pipe("sentencizer")
+    add_medspacy(nlp, sentences="own")
+    assert "clinlong_pyrush" not in nlp.pipe_names
+    assert ents_by_text(nlp("Denies chest pain."))["chest pain"]._.is_negated is True
+    with pytest.raises(ValueError, match="sets sentences"):
+        add_medspacy(ruler_pipeline(), sentences="own")
+    with pytest.raises(ValueError, match="sentences must be"):
+        add_medspacy(ruler_pipeline(), sentences="spacy")
+
+
+def test_json_view_of_a_doc():
+    nlp = add_medspacy(ruler_pipeline())
+    doc = nlp(NOTE)
+    doc.cats = {"DIABETES": 0.25}
+    view = doc_to_json(doc, note_id="n-1")
+    assert json.loads(json.dumps(view)) == view
+    assert view["id"] == "n-1" and view["length"] == len(NOTE) and view["cats"] == {"DIABETES": 0.25}
+    chest = next(e for e in view["entities"] if e["text"] == "chest pain")
+    assert NOTE[chest["start"] : chest["end"]] == "chest pain"
+    assert chest["label"] == "PROBLEM" and chest["negated"] is True and chest["family"] is False
+    assert chest["section"] == "history_of_present_illness"
+    assert {s["category"] for s in view["sections"]} >= {"history_of_present_illness", "family_history"}
+    assert "answers" not in view
+
+
+def test_json_view_carries_answers(tiny_models):
+    from spacy_clinlong.pipes.extensions import install_extensions
+
+    install_extensions()
+    nlp = spacy.blank("en")
+    doc = nlp("Metformin 500 mg twice daily.")
+    doc._.questions = ["What dose of metformin?", "What is the patient allergic to?"]
+    answer = doc[1:3]
+    answer._.score = 3.5
+    doc._.answers = [answer, None]
+    view = doc_to_json(doc)
+    assert view["answers"] == [
+        {"question": "What dose of metformin?", "answer": {"start": 10, "end": 16, "text": "500 mg", "score": 3.5}},
+        {"question": "What is the patient allergic to?", "answer": None},
+    ]
+    assert view["entities"] == [] and view["id"] is None
+
+
+def test_transformer_entities_get_context_and_the_pipeline_round_trips(tiny_models, tmp_path):
+    """Entities from a transformer ner (untrained weights, fixed by a ruler after it) keep ConText
+    flags through to_disk and spacy.load with the medspaCy components loaded by name."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {"@architectures": "spacy-clinlong.LongTransformerModel.v1",
+                                                  "name": str(tiny_models("longformer"))}})
+    ruler = nlp.add_pipe("entity_ruler")
+    nlp.initialize()
+    ruler.add_patterns([{"label": "PROBLEM", "pattern": "chest pain"}, {"label": "PROBLEM", "pattern": "diabetes"}])
+    add_medspacy(nlp)
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.pipe_names == nlp.pipe_names
+    doc = loaded(NOTE)
+    assert doc._.trf_data is not None
+    ents = ents_by_text(doc)
+    assert ents["chest pain"]._.is_negated is True and ents["diabetes"]._.is_family is True
+    assert Span.has_extension("section_category") and ents["diabetes"]._.section_category == "family_history"
+    # A fresh process finds medspaCy's factories by spaCy's entry points, without importing it.
+    script = (
+        "import spacy, sys; nlp = spacy.load(sys.argv[1]); "
+        "doc = nlp('FAMILY HISTORY: Mother with diabetes.'); "
+        "print([(e.text, e._.is_family) for e in doc.ents])"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "pipeline")], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "('diabetes', True)" in result.stdout
+    assert "DEBUG" not in result.stderr
