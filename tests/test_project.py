@@ -2,6 +2,7 @@
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import srsly
@@ -19,7 +20,7 @@ def test_project_yml_declares_help_and_outputs():
     project = srsly.read_yaml(ROOT / "project.yml")
     assert project["vars"]["gpu_id"] == -1
     for command in project["commands"]:
-        assert command.get("help") and command.get("outputs"), command["name"]
+        assert command.get("help") and (command.get("outputs") or command.get("outputs_no_cache")), command["name"]
         for dep in command.get("deps", []):
             for key, value in project["vars"].items():
                 dep = dep.replace("${vars.%s}" % key, str(value))
@@ -97,3 +98,22 @@ def test_offline_workflow_end_to_end(tmp_path):
     assert (project_dir / "models" / "pretrained" / "model.safetensors").exists()
     ner_cfg = (project_dir / "training" / "ner" / "model-best" / "config.cfg").read_text()
     assert 'name = "models/pretrained"' in ner_cfg
+    # The installed packages score as model-best did, and load by name away from the project.
+    for task, key in (("ner", "ents_f"), ("textcat_multilabel", "cats_macro_auc"), ("qa", "qa_f1")):
+        long, package = (srsly.read_json(metrics / f"{task}_{s}.json") for s in ("long", "package"))
+        assert package[key] == long[key], task
+    assert "| ner | package | ents_f |" in summary
+    wheel = project_dir / "packages" / "en_clinlong_ner_medspacy-0.1.0" / "dist"
+    with zipfile.ZipFile(next(wheel.glob("*.whl"))) as archive:
+        metadata = archive.read("en_clinlong_ner_medspacy-0.1.0.dist-info/METADATA").decode()
+    assert "Requires-Dist: spacy-clinlong" in metadata and "Requires-Dist: medspacy" in metadata
+    script = (
+        "import spacy; ner = spacy.load('en_clinlong_ner'); med = spacy.load('en_clinlong_ner_medspacy'); "
+        "doc = med('HPI: Denies chest pain. Reports cough.'); "
+        "print(ner.pipe_names, med.pipe_names, all(e.has_extension('is_negated') for e in doc.ents))"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=elsewhere, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "'medspacy_context'" in result.stdout and result.stdout.strip().endswith("True")
