@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-from ..models.hf_loading import ModelLoadError, _resolve_source
+from ..models.hf_loading import ModelLoadError, _explain, _resolve_source
 
 SOURCE_TYPES = ("bert", "roberta")
 ATTENTIONS = ("longformer", "bigbird")
@@ -102,7 +102,7 @@ def _load_source(source: str) -> Tuple[Any, Any, bool]:
             source, config=config, trust_remote_code=False, output_loading_info=True
         )
     except (OSError, KeyError) as err:
-        raise ModelLoadError(f"Could not load {source!r} ({type(err).__name__}).") from None
+        raise ModelLoadError(_explain(source, err)) from None
     head_keys = [k for k in info["missing_keys"] if k.startswith(("cls.", "lm_head."))]
     return tokenizer, model, not head_keys
 

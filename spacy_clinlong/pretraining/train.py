@@ -318,8 +318,7 @@ def run_pretraining(model: str, corpus: Path, output_dir: Path, settings: Pretra
         before = json.loads(before_path.read_text(encoding="utf8"))
     else:
         before = heldout_loss(trainer.model, batches, args.device, eval_dtype)
-        if main:
-            ckpt_dir.mkdir(parents=True, exist_ok=True)
+        if main:  # check_resumable made the folder
             before_path.write_text(json.dumps(before, indent=2), encoding="utf8")
     result = trainer.train(resume_from_checkpoint=last)
     after = heldout_loss(trainer.model, batches, args.device, eval_dtype)
