@@ -36,6 +36,8 @@ _ENCODER_SETTINGS = """# padded wordpieces per encoder call
 batch_wordpieces = 16384
 mixed_precision = false
 gradient_checkpointing = false
+# "fast": banded Longformer attention, Hugging Face's weights and outputs; "hf": its own
+attention = "fast"
 tokenizer_config = {{"use_fast": true}}
 transformer_config = {{}}
 grad_scaler_config = {{}}

@@ -245,3 +245,28 @@ def test_prediction_runs_in_inference_mode(trf_nlp, tiny_models):
     assert out.is_inference()
     out = run_batch(model.transformer, [window], model.facts, is_train=True, mixed_precision=False)
     assert out.requires_grad
+
+
+def test_fast_and_stock_attention_agree_and_the_choice_is_saved(trf_nlp, tiny_models, notes, tmp_path):
+    from spacy_clinlong.models.fast_attention import has_fast_attention
+
+    fast = trf_nlp(tiny_models("longformer"))
+    stock = trf_nlp(tiny_models("longformer"), attention="hf")
+    assert has_fast_attention(fast.get_pipe("transformer").model.transformer)
+    assert not has_fast_attention(stock.get_pipe("transformer").model.transformer)
+    texts = [n["text"] for n in notes[:4]]
+    for a, b in zip(fast.pipe(texts), stock.pipe(texts)):
+        x = a._.trf_data.model_output.last_hidden_state
+        y = b._.trf_data.model_output.last_hidden_state
+        assert x.shape == y.shape
+        assert numpy.abs(x - y).max() <= 1e-4
+    for nlp, want in ((fast, True), (stock, False)):
+        path = tmp_path / str(want)
+        nlp.to_disk(path)
+        loaded = spacy.load(path)
+        assert has_fast_attention(loaded.get_pipe("transformer").model.transformer) is want
+
+
+def test_unknown_attention_is_refused(trf_nlp, tiny_models):
+    with pytest.raises(ValueError, match="attention must be one of"):
+        trf_nlp(tiny_models("longformer"), attention="flash")

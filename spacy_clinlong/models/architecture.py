@@ -18,7 +18,7 @@ from transformers.file_utils import ModelOutput
 
 from ..types import LongBatchT
 from .batch import LongTransformerBatch
-from .encoder import WindowInput, plan_batches, run_batch
+from .encoder import WindowInput, pad_multiple, plan_batches, run_batch
 from .global_attention import GlobalAttentionT, global_cls
 from .hf_loading import ModelFacts, load_hf, model_facts
 from .long_spans import LongSpansT, align_tokens_to_windows, check_long_spans, configure_long_spans
@@ -40,6 +40,8 @@ class LongTransformerModel(HFModelAccess, Model):
     mixed_precision (bool): bf16 (or fp16) autocast on GPU; CPU stays fp32.
     grad_scaler_config (Dict[str, Any]): Gradient scaling for fp16 training.
     gradient_checkpointing (bool): Trade compute for memory when training.
+    attention (str): "fast" (default): Longformer through spacy-clinlong's
+        banded attention, same weights and outputs; "hf": Hugging Face's own.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class LongTransformerModel(HFModelAccess, Model):
         mixed_precision: bool = False,
         grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
         gradient_checkpointing: bool = False,
+        attention: str = "fast",
     ):
         shim = new_shim(
             max_length=max_length,
@@ -63,6 +66,7 @@ class LongTransformerModel(HFModelAccess, Model):
             transformer_config=transformer_config,
             mixed_precision=mixed_precision,
             grad_scaler_config=grad_scaler_config,
+            attention=attention,
         )
         wrapper = Model("clinlong-hf", _wrapper_forward, shims=[shim])
         super().__init__(
@@ -79,6 +83,7 @@ class LongTransformerModel(HFModelAccess, Model):
                 "batch_wordpieces": int(batch_wordpieces),
                 "mixed_precision": bool(mixed_precision),
                 "gradient_checkpointing": bool(gradient_checkpointing),
+                "attention": attention,
                 "has_transformer": False,
                 "facts": None,
                 # Read by nlp.replace_listeners; imported late (tok2vec imports us).
@@ -164,7 +169,7 @@ def forward(
     batches = plan_batches(
         [len(w) for w in windows],
         budget=model.attrs["batch_wordpieces"],
-        pad_multiple=facts.pad_multiple,
+        pad_multiple=pad_multiple(transformer, facts),
     )
     outputs: List[Optional[torch.Tensor]] = [None] * len(batches)
     where: List[Tuple[int, int]] = [(-1, -1)] * len(windows)
@@ -333,6 +338,7 @@ def create_long_transformer_model_v1(
     mixed_precision: bool = False,
     grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
     gradient_checkpointing: bool = False,
+    attention: str = "fast",
 ) -> LongBatchT:
     """A Hugging Face encoder over whole clinical notes, for spacy-transformers'
     `transformer` component.
@@ -349,6 +355,8 @@ def create_long_transformer_model_v1(
     mixed_precision (bool): bf16/fp16 autocast on GPU.
     grad_scaler_config (Dict[str, Any]): Gradient scaler settings (fp16).
     gradient_checkpointing (bool): Recompute activations in the backward pass.
+    attention (str): "fast" for banded Longformer attention (same weights and
+        outputs as Hugging Face's, less time and memory), "hf" for its own.
     RETURNS (Model[List[Doc], FullTransformerBatch]): The model.
     """
     return LongTransformerModel(
@@ -362,4 +370,5 @@ def create_long_transformer_model_v1(
         mixed_precision=mixed_precision,
         grad_scaler_config=grad_scaler_config,
         gradient_checkpointing=gradient_checkpointing,
+        attention=attention,
     )

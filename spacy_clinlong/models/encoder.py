@@ -6,6 +6,7 @@ from typing import Callable, Dict, List, Optional
 import numpy
 import torch
 
+from .fast_attention import PAD_MULTIPLE, has_fast_attention
 from .hf_loading import ModelFacts
 
 
@@ -66,8 +67,26 @@ def autocast_dtype(device: torch.device, mixed_precision: bool) -> Optional[torc
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def pad_multiple(transformer, facts: ModelFacts) -> int:
+    """What a batch is padded to: Longformer's whole window on Hugging Face's
+    path, 8 on the banded one (which pads its blocks itself).
+
+    transformer (PreTrainedModel): The model.
+    facts (ModelFacts): The model facts.
+    RETURNS (int): The padding multiple.
+    """
+    if facts.model_type == "longformer" and has_fast_attention(transformer):
+        return PAD_MULTIPLE
+    return facts.pad_multiple
+
+
 def batch_tensors(
-    windows: List[WindowInput], facts: ModelFacts, device: torch.device, *, sparse: bool
+    windows: List[WindowInput],
+    facts: ModelFacts,
+    device: torch.device,
+    *,
+    sparse: bool,
+    multiple: Optional[int] = None,
 ) -> Dict[str, torch.Tensor]:
     """Pad a batch of windows into model inputs.
 
@@ -76,10 +95,13 @@ def batch_tensors(
     device (torch.device): Where to put the tensors.
     sparse (bool): Whether a BigBird batch will run block-sparse (needs block
         multiples; full attention pads only to 8).
+    multiple (Optional[int]): Pad to a multiple of this; None for the model's
+        own rule (facts.pad_multiple).
     RETURNS (Dict[str, torch.Tensor]): Keyword arguments for the model.
     """
     longest = max(len(w) for w in windows)
-    multiple = facts.pad_multiple if (facts.model_type != "big_bird" or sparse) else 8
+    if multiple is None:
+        multiple = facts.pad_multiple if (facts.model_type != "big_bird" or sparse) else 8
     length = round_up(longest, multiple)
     ids = numpy.full((len(windows), length), facts.pad_id, dtype="int64")
     mask = numpy.zeros((len(windows), length), dtype="int64")
@@ -145,7 +167,8 @@ def run_batch(
         )
         # base_model: the encoder itself, or the one under a task head (QA).
         transformer.base_model.set_attention_type("block_sparse" if sparse else "original_full")
-    kwargs = batch_tensors(windows, facts, device, sparse=sparse)
+    multiple = pad_multiple(transformer, facts) if facts.model_type == "longformer" else None
+    kwargs = batch_tensors(windows, facts, device, sparse=sparse, multiple=multiple)
     dtype = autocast_dtype(device, mixed_precision)
     amp = (
         torch.autocast(device_type=device.type, dtype=dtype)

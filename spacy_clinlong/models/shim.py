@@ -21,6 +21,8 @@ class LongHFShim(PyTorchShim):
     grad_scaler_config (dict): PyTorchGradScaler settings for fp16 training.
     auto_cls (Optional[str]): The transformers Auto class the model loads with
         ("AutoModelForQuestionAnswering"); None for AutoModel.
+    attention (str): "fast" for spacy-clinlong's banded Longformer attention
+        (same weights, same outputs), "hf" for Hugging Face's own.
     """
 
     def __init__(
@@ -30,9 +32,11 @@ class LongHFShim(PyTorchShim):
         mixed_precision: bool = False,
         grad_scaler_config: Optional[Dict[str, Any]] = None,
         auto_cls: Optional[str] = None,
+        attention: str = "fast",
     ):
         self._hfmodel = model
         self._auto_cls = auto_cls
+        self._attention = attention
         cfg = dict(grad_scaler_config or {})
         cfg.setdefault("enabled", mixed_precision)
         super().__init__(
@@ -42,7 +46,10 @@ class LongHFShim(PyTorchShim):
         )
 
     def set_hf(self, tokenizer, transformer) -> None:
-        """Install a loaded tokenizer and encoder."""
+        """Install a loaded tokenizer and encoder, with the attention path chosen."""
+        from .fast_attention import use_fast_attention
+
+        use_fast_attention(transformer, getattr(self, "_attention", "fast") == "fast")
         transformer.to(get_torch_default_device())
         self._model = transformer
         self._hfmodel.tokenizer = tokenizer
@@ -100,6 +107,7 @@ def new_shim(
     mixed_precision: bool,
     grad_scaler_config: Dict[str, Any],
     auto_cls: Optional[str] = None,
+    attention: str = "fast",
 ) -> LongHFShim:
     """Check the settings every long-span model shares and make its (empty)
     shim; the weights load later, at initialize or from_disk.
@@ -111,8 +119,13 @@ def new_shim(
     mixed_precision (bool): Mixed precision on GPU.
     grad_scaler_config (Dict[str, Any]): Gradient scaler settings.
     auto_cls (Optional[str]): The transformers Auto class; None for AutoModel.
+    attention (str): "fast" (banded Longformer attention) or "hf".
     RETURNS (LongHFShim): The shim.
     """
+    from .fast_attention import ATTENTION_CHOICES
+
+    if attention not in ATTENTION_CHOICES:
+        raise ValueError(f"attention must be one of {ATTENTION_CHOICES}, got {attention!r}")
     if max_length is not None and max_length < 0:
         raise ValueError(f"max_length must be >= 0 (0 or null: the model's own), got {max_length}")
     if batch_wordpieces < 1:
@@ -123,6 +136,7 @@ def new_shim(
         mixed_precision=mixed_precision,
         grad_scaler_config=dict(grad_scaler_config),
         auto_cls=auto_cls,
+        attention=attention,
     )
 
 

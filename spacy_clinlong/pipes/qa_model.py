@@ -18,7 +18,7 @@ from spacy.util import SimpleFrozenDict, registry
 from thinc.api import Model
 
 from ..models.architecture import _backward, _sync_checkpointing
-from ..models.encoder import WindowInput, plan_batches, run_batch
+from ..models.encoder import WindowInput, pad_multiple, plan_batches, run_batch
 from ..models.hf_loading import PairTemplate, load_hf, model_facts, pair_template
 from ..models.long_spans import LongSpansT, configure_long_spans
 from ..models.pieces import DocPieces, tokenize_docs
@@ -88,6 +88,8 @@ class LongQAModel(HFModelAccess, Model):
     mixed_precision (bool): bf16 (or fp16) autocast on GPU.
     grad_scaler_config (Dict[str, Any]): Gradient scaling for fp16 training.
     gradient_checkpointing (bool): Trade compute for memory when training.
+    attention (str): "fast" (default): Longformer through spacy-clinlong's
+        banded attention, same weights and outputs; "hf": Hugging Face's own.
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class LongQAModel(HFModelAccess, Model):
         mixed_precision: bool = False,
         grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
         gradient_checkpointing: bool = False,
+        attention: str = "fast",
     ):
         if max_query_length < 1:
             raise ValueError(f"max_query_length must be >= 1, got {max_query_length}")
@@ -114,6 +117,7 @@ class LongQAModel(HFModelAccess, Model):
             mixed_precision=mixed_precision,
             grad_scaler_config=grad_scaler_config,
             auto_cls=AUTO_CLS,
+            attention=attention,
         )
         wrapper = Model("clinlong-hf-qa", _wrapper_forward, shims=[shim])
         super().__init__(
@@ -129,6 +133,7 @@ class LongQAModel(HFModelAccess, Model):
                 "batch_wordpieces": int(batch_wordpieces),
                 "mixed_precision": bool(mixed_precision),
                 "gradient_checkpointing": bool(gradient_checkpointing),
+                "attention": attention,
                 "has_transformer": False,
                 "facts": None,
                 "template": None,
@@ -228,7 +233,7 @@ def forward(model: LongQAModel, queries: List[QAQuery], is_train: bool) -> Tuple
     batches = plan_batches(
         [len(w.input) for w in windows],
         budget=model.attrs["batch_wordpieces"],
-        pad_multiple=facts.pad_multiple,
+        pad_multiple=pad_multiple(transformer, facts),
     )
     outputs: List[torch.Tensor] = []
     where: List[Tuple[int, int]] = [(-1, -1)] * len(windows)
@@ -331,6 +336,7 @@ def create_long_qa_model_v1(
     mixed_precision: bool = False,
     grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
     gradient_checkpointing: bool = False,
+    attention: str = "fast",
 ) -> Model[List[QAQuery], QAOutput]:
     """An extractive QA model over whole notes, for the `clinlong_qa` component.
 
@@ -346,6 +352,8 @@ def create_long_qa_model_v1(
     mixed_precision (bool): bf16/fp16 autocast on GPU.
     grad_scaler_config (Dict[str, Any]): Gradient scaler settings (fp16).
     gradient_checkpointing (bool): Recompute activations in the backward pass.
+    attention (str): "fast" for banded Longformer attention (same weights and
+        outputs as Hugging Face's, less time and memory), "hf" for its own.
     RETURNS (Model[List[QAQuery], QAOutput]): The model.
     """
     return LongQAModel(
@@ -359,4 +367,5 @@ def create_long_qa_model_v1(
         mixed_precision=mixed_precision,
         grad_scaler_config=grad_scaler_config,
         gradient_checkpointing=gradient_checkpointing,
+        attention=attention,
     )

@@ -1,0 +1,168 @@
+"""The banded Longformer attention gives Hugging Face's outputs (1e-4, fp32)."""
+import copy
+
+import pytest
+import torch
+from transformers import LongformerConfig, LongformerForMaskedLM, LongformerModel
+from transformers.models.longformer.modeling_longformer import LongformerSelfAttention
+
+from spacy_clinlong.models.fast_attention import (
+    FastLongformerSelfAttention,
+    banded_attention,
+    has_fast_attention,
+    use_fast_attention,
+)
+
+TOL = 1e-4
+
+
+def _config(hidden=64, heads=4, window=64, layers=2, positions=4098):
+    return LongformerConfig(
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        attention_window=[window] * layers,
+        max_position_embeddings=positions,
+        vocab_size=300,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+
+
+def _pair(config, block=None):
+    torch.manual_seed(0)
+    stock = LongformerModel(config).eval()
+    fast = copy.deepcopy(stock)
+    assert use_fast_attention(fast, True, block=block)
+    return stock, fast
+
+
+def _inputs(lengths, n_global, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    longest = max(lengths)
+    ids = torch.full((len(lengths), longest), 1, dtype=torch.long)
+    mask = torch.zeros((len(lengths), longest), dtype=torch.long)
+    glob = torch.zeros((len(lengths), longest), dtype=torch.long)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = torch.randint(3, 300, (n,), generator=gen)
+        ids[row, 0], ids[row, n - 1] = 0, 2
+        mask[row, :n] = 1
+        if n_global:
+            glob[row, 0] = 1
+            # A different count per row: padded global slots are exercised.
+            extra = max(0, n_global - 1 - row)
+            glob[row, torch.randint(1, n, (extra,), generator=gen)] = 1
+    return ids, mask, glob
+
+
+def _assert_same(stock, fast, lengths, n_global):
+    ids, mask, glob = _inputs(lengths, n_global)
+    with torch.inference_mode():
+        want = stock(input_ids=ids, attention_mask=mask, global_attention_mask=glob).last_hidden_state
+        got = fast(input_ids=ids, attention_mask=mask, global_attention_mask=glob).last_hidden_state
+    assert got.shape == want.shape
+    for row, n in enumerate(lengths):
+        diff = (got[row, :n] - want[row, :n]).abs().max().item()
+        assert diff < TOL, (lengths, n_global, row, diff)
+    assert torch.isfinite(got).all()
+
+
+@pytest.mark.parametrize(
+    "lengths,n_global",
+    [
+        ([100], 0),
+        ([100], 1),
+        ([700, 300], 1),
+        ([1000, 37], 3),
+        ([513, 1025, 64], 5),
+        ([4096], 0),
+        ([4096], 1),
+        ([4096, 2900], 2),
+    ],
+)
+def test_fast_attention_equals_hugging_face(lengths, n_global):
+    stock, fast = _pair(_config())
+    _assert_same(stock, fast, lengths, n_global)
+
+
+@pytest.mark.parametrize("block", [8, 16, 32, 48, 64])
+def test_fast_attention_any_block_size(block):
+    # Blocks smaller, equal to and larger than the one-sided window (32); the
+    # global rows through the full projections (40 x 4 heads > width 64) too.
+    stock, fast = _pair(_config(window=64), block=block)
+    _assert_same(stock, fast, [650, 129], 1)
+    _assert_same(stock, fast, [300, 290], 40)
+
+
+def test_fast_attention_base_width_4096():
+    # The real geometry (768 wide, 12 heads, window 512) on one layer.
+    stock, fast = _pair(_config(hidden=768, heads=12, window=512, layers=1))
+    _assert_same(stock, fast, [4096], 1)
+    _assert_same(stock, fast, [4096, 1500], 3)
+
+
+def test_banded_attention_is_the_band():
+    # Direct check against a dense masked softmax: |i - j| <= w plus globals.
+    torch.manual_seed(1)
+    batch, length, heads, dim, w = 2, 90, 3, 8, 10
+    q, k, v = (torch.randn(batch, length, heads, dim) for _ in range(3))
+    local = torch.ones(batch, length, dtype=torch.bool)
+    local[1, 70:] = False  # padding
+    local[:, 0] = False  # a global token
+    slots = (torch.zeros(batch, 1, dtype=torch.long), torch.ones(batch, 1, dtype=torch.bool))
+    got = banded_attention(q, k, v, local, w, block=7, slots=slots)
+    i = torch.arange(length)
+    allowed = ((i[:, None] - i[None, :]).abs() <= w)[None] & local[:, None, :]
+    allowed[:, :, 0] = True
+    scores = torch.einsum("bihd,bjhd->bhij", q, k) / dim**0.5
+    scores = scores.masked_fill(~allowed[:, None], float("-inf"))
+    want = torch.einsum("bhij,bjhd->bihd", scores.softmax(-1), v)
+    assert (got[0] - want[0]).abs().max() < 1e-5
+    assert (got[1, :70] - want[1, :70]).abs().max() < 1e-5
+
+
+def test_fast_attention_keeps_weights_and_switches_back():
+    config = _config()
+    stock, fast = _pair(config)
+    assert has_fast_attention(fast) and not has_fast_attention(stock)
+    assert all(type(m) is FastLongformerSelfAttention for m in fast.modules() if isinstance(m, LongformerSelfAttention))
+    before = {k: v.clone() for k, v in fast.state_dict().items()}
+    assert before.keys() == stock.state_dict().keys()
+    use_fast_attention(fast, False)
+    assert not has_fast_attention(fast)
+    assert "_pad_to_window_size" not in fast.__dict__
+    assert all(torch.equal(before[k], v) for k, v in fast.state_dict().items())
+    _assert_same(stock, fast, [300], 1)
+
+
+def test_fast_attention_under_a_head_and_in_training():
+    # A model with a head (MLM): the attention under it switches too, and a
+    # training step's gradients match Hugging Face's (dropout off).
+    config = _config()
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    torch.manual_seed(0)
+    stock = LongformerForMaskedLM(config).train()
+    fast = copy.deepcopy(stock)
+    assert use_fast_attention(fast)
+    ids, mask, glob = _inputs([200, 150], 2)
+    grads = []
+    for model in (stock, fast):
+        model.zero_grad()
+        out = model(input_ids=ids, attention_mask=mask, global_attention_mask=glob, labels=ids)
+        out.loss.backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        assert (grads[0][name] - grads[1][name]).abs().max() < 1e-4, name
+
+
+def test_output_attentions_takes_the_stock_path():
+    stock, fast = _pair(_config())
+    ids, mask, glob = _inputs([200], 1)
+    with torch.inference_mode():
+        want = stock(input_ids=ids, attention_mask=mask, global_attention_mask=glob, output_attentions=True)
+        got = fast(input_ids=ids, attention_mask=mask, global_attention_mask=glob, output_attentions=True)
+    assert got.attentions is not None and len(got.attentions) == len(want.attentions)
+    assert (got.last_hidden_state - want.last_hidden_state).abs().max() < TOL
