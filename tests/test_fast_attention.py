@@ -166,3 +166,116 @@ def test_output_attentions_takes_the_stock_path():
         got = fast(input_ids=ids, attention_mask=mask, global_attention_mask=glob, output_attentions=True)
     assert got.attentions is not None and len(got.attentions) == len(want.attentions)
     assert (got.last_hidden_state - want.last_hidden_state).abs().max() < TOL
+
+
+def _bigbird_pair(attention_type="block_sparse", random_blocks=3, hidden=64, heads=4, block=16, layers=2):
+    from transformers import BigBirdConfig, BigBirdModel
+
+    config = BigBirdConfig(
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        block_size=block,
+        num_random_blocks=random_blocks,
+        max_position_embeddings=4096,
+        vocab_size=300,
+        attention_type=attention_type,
+    )
+    torch.manual_seed(0)
+    stock = BigBirdModel(config).eval()
+    fast = copy.deepcopy(stock)
+    assert use_fast_attention(fast)
+    return stock, fast
+
+
+def _assert_bigbird_same(stock, fast, lengths):
+    gen = torch.Generator().manual_seed(len(lengths))
+    ids = torch.zeros((len(lengths), max(lengths)), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = torch.randint(5, 300, (n,), generator=gen)
+        mask[row, :n] = 1
+    with torch.inference_mode():
+        want = stock(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert stock.attention_type == fast.attention_type
+    for row, n in enumerate(lengths):
+        diff = (got[row, :n] - want[row, :n]).abs().max().item()
+        assert diff < TOL, (lengths, row, diff)
+
+
+@pytest.mark.parametrize("random_blocks", [3, 1])
+@pytest.mark.parametrize("lengths", [[197], [1000, 700], [4096], [4096, 2900, 300]])
+def test_fast_bigbird_block_sparse_equals_hugging_face(random_blocks, lengths):
+    stock, fast = _bigbird_pair(random_blocks=random_blocks)
+    _assert_bigbird_same(stock, fast, lengths)
+    assert fast.attention_type == "block_sparse"
+
+
+def test_fast_bigbird_base_width():
+    stock, fast = _bigbird_pair(hidden=768, heads=12, block=64, layers=1)
+    _assert_bigbird_same(stock, fast, [4096, 1500])
+
+
+@pytest.mark.parametrize("lengths", [[100], [500, 37]])
+def test_fast_bigbird_full_attention_equals_hugging_face(lengths):
+    stock, fast = _bigbird_pair(attention_type="original_full")
+    _assert_bigbird_same(stock, fast, lengths)
+
+
+def test_bigbird_pipeline_keeps_the_fast_path_across_attention_switches(trf_nlp, tiny_models):
+    from spacy_clinlong.corpus.synth import generate_notes
+
+    nlp = trf_nlp(tiny_models("bigbird"))
+    transformer = nlp.get_pipe("transformer").model.transformer
+    assert has_fast_attention(transformer)
+    short, long = "Chest pain.", "\n\n".join(n["text"] for n in generate_notes(2, seed=1))
+    for text in (long, short, long):
+        nlp(text)
+        assert has_fast_attention(transformer)
+
+
+def _modernbert_pair(hidden=64, heads=2, layers=4, local=16):
+    from transformers import ModernBertConfig, ModernBertModel
+
+    config = ModernBertConfig(
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        local_attention=local,
+        global_attn_every_n_layers=3,
+        max_position_embeddings=8192,
+        vocab_size=300,
+        pad_token_id=0,
+        attn_implementation="sdpa",
+    )
+    torch.manual_seed(0)
+    stock = ModernBertModel(config).eval()
+    fast = copy.deepcopy(stock)
+    assert use_fast_attention(fast)
+    return stock, fast
+
+
+@pytest.mark.parametrize("lengths", [[100], [1000, 700], [8192], [300, 37]])
+def test_fast_modernbert_equals_hugging_face(lengths):
+    stock, fast = _modernbert_pair()
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.zeros((len(lengths), max(lengths)), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = torch.randint(5, 300, (n,), generator=gen)
+        mask[row, :n] = 1
+    with torch.inference_mode():
+        want = stock(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
+        # output_attentions takes Hugging Face's eager path (and its square masks).
+        eager = fast(input_ids=ids[:1, :64], attention_mask=mask[:1, :64], output_attentions=True)
+    assert eager.attentions is not None
+    for row, n in enumerate(lengths):
+        diff = (got[row, :n] - want[row, :n]).abs().max().item()
+        assert diff < TOL, (lengths, row, diff)
+    assert "_update_attention_mask" in fast.__dict__
+    use_fast_attention(fast, False)
+    assert "_update_attention_mask" not in fast.__dict__ and not has_fast_attention(fast)

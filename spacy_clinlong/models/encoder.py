@@ -6,7 +6,7 @@ from typing import Callable, Dict, List, Optional
 import numpy
 import torch
 
-from .fast_attention import PAD_MULTIPLE, has_fast_attention
+from .fast_attention import PAD_MULTIPLE, has_fast_attention, use_fast_attention
 from .hf_loading import ModelFacts
 
 
@@ -166,7 +166,11 @@ def run_batch(
             transformer, longest
         )
         # base_model: the encoder itself, or the one under a task head (QA).
+        # Switching makes new stock attention modules: keep the fast path on.
+        fast = has_fast_attention(transformer)
         transformer.base_model.set_attention_type("block_sparse" if sparse else "original_full")
+        if fast:
+            use_fast_attention(transformer)
     multiple = pad_multiple(transformer, facts) if facts.model_type == "longformer" else None
     kwargs = batch_tensors(windows, facts, device, sparse=sparse, multiple=multiple)
     dtype = autocast_dtype(device, mixed_precision)

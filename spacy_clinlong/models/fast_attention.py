@@ -1,4 +1,4 @@
-"""Longformer attention that computes only the band it needs.
+"""Attention that computes only what Longformer, BigBird and ModernBERT need.
 
 Hugging Face's LongformerSelfAttention multiplies overlapping chunks of 2w
 keys (about twice the band of 2w + 1 keys each query needs), reshapes the
@@ -11,7 +11,7 @@ every input to a multiple of the whole window (512).
 weights exactly as they are (a state dict loads into either), and computes:
 
 - local attention block by block through `torch.nn.functional.
-  scaled_dot_product_attention`: queries in blocks of `w` against the three
+  scaled_dot_product_attention`: queries in blocks of w / 2 against the
   neighbouring key blocks, masked to the band |i - j| <= w, plus the global
   keys as extra columns;
 - the rows of global tokens (full attention through the global projections)
@@ -23,9 +23,13 @@ weights exactly as they are (a state dict loads into either), and computes:
 - the global positions once per forward pass (cached across layers), and
   inputs padded to a multiple of 8 instead of the window.
 
+BigBird (block-sparse at inference) and ModernBERT (local layers under SDPA)
+get the same treatment: see `FastBigBirdBlockSparseAttention` and
+`FastModernBertAttention`.
+
 Outputs equal Hugging Face's within float rounding (tests/test_fast_attention.py
-checks 1e-4 in fp32, with and without global attention, 100 to 4,096
-wordpieces). `output_attentions` and head masks take Hugging Face's own path.
+checks 1e-4 in fp32; the differences are about 1e-6). `output_attentions`,
+head masks and the cases noted on each class take Hugging Face's own path.
 """
 import functools
 import math
@@ -33,7 +37,13 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from transformers.models.big_bird.modeling_big_bird import BigBirdBlockSparseAttention, BigBirdSelfAttention
 from transformers.models.longformer.modeling_longformer import LongformerModel, LongformerSelfAttention
+from transformers.models.modernbert.modeling_modernbert import (
+    ModernBertAttention,
+    ModernBertModel,
+    apply_rotary_pos_emb,
+)
 
 ATTENTION_CHOICES = ("fast", "hf")
 # The global rows go through the factored product while global tokens x heads
@@ -280,6 +290,198 @@ class FastLongformerSelfAttention(LongformerSelfAttention):
         return out[:, :length]
 
 
+# Hugging Face's additive penalty for padded keys in BigBird.
+_BIGBIRD_PENALTY = -10000.0
+
+
+class FastBigBirdBlockSparseAttention(BigBirdBlockSparseAttention):
+    """BigBird's block-sparse attention at inference, one SDPA call per part.
+
+    In eval mode Hugging Face draws no random blocks: every "random" block is
+    block 0, so the middle query blocks see block 0 (1 + r) times over, next
+    to their three sliding blocks and the last block, and the first and last
+    query blocks see everything. That is computed here exactly: each middle
+    query block gathers its five key blocks (duplicates masked) and block 0's
+    scores get log(1 + r), which is what r extra copies do to a softmax. The
+    r copies of block 0 are never materialized or multiplied. Training and
+    `output_attentions` (random blocks, attention maps) take Hugging Face's
+    path.
+    """
+
+    def forward(
+        self,
+        hidden_states,
+        band_mask=None,
+        from_mask=None,
+        to_mask=None,
+        from_blocked_mask=None,
+        to_blocked_mask=None,
+        output_attentions=None,
+    ):
+        batch, length, _ = hidden_states.shape
+        block = self.block_size
+        if output_attentions or self.training or length % block or length // block < 5:
+            return super().forward(
+                hidden_states, band_mask, from_mask, to_mask, from_blocked_mask, to_blocked_mask, output_attentions
+            )
+        heads, dim = self.num_attention_heads, self.attention_head_size
+        n_blocks = length // block
+        query = self.transpose_for_scores(self.query(hidden_states))  # (batch, heads, length, dim)
+        key = self.transpose_for_scores(self.key(hidden_states))
+        value = self.transpose_for_scores(self.value(hidden_states))
+        scale = 1.0 / math.sqrt(dim)
+        out = torch.empty_like(query)
+        # The first and last query blocks: every key.
+        key_bias = ((1.0 - to_mask) * _BIGBIRD_PENALTY).to(query.dtype)  # (batch, 1, 1, length)
+        edges = torch.cat([query[:, :, :block], query[:, :, -block:]], dim=2)
+        edges = F.scaled_dot_product_attention(edges, key, value, attn_mask=key_bias, scale=scale)
+        out[:, :, :block] = edges[:, :, :block]
+        out[:, :, -block:] = edges[:, :, block:]
+        # Middle query blocks 1 .. n-2: block 0, the last block, i - 1, i, i + 1.
+        middle = torch.arange(1, n_blocks - 1, device=query.device)
+        slots = torch.stack(
+            [torch.zeros_like(middle), torch.full_like(middle, n_blocks - 1), middle - 1, middle, middle + 1], dim=1
+        )
+        n_mid = n_blocks - 2
+
+        def gather(x: torch.Tensor) -> torch.Tensor:
+            blocks = x.view(batch, heads, n_blocks, block, dim)[:, :, slots]  # (b, h, m, 5, block, dim)
+            return blocks.permute(0, 2, 1, 3, 4, 5).reshape(batch * n_mid, heads, 5 * block, dim)
+
+        to_blocks = to_mask.view(batch, n_blocks, block).to(query.dtype)
+        bias = (1.0 - to_blocks[:, slots]) * _BIGBIRD_PENALTY  # (batch, m, 5, block)
+        extra = torch.zeros(n_mid, 5, dtype=query.dtype, device=query.device)
+        extra[:, 0] = math.log(1 + self.num_random_blocks)
+        # Block 1's "i - 1" is block 0 and block n-2's "i + 1" the last block:
+        # already in the first two slots, so out.
+        drop = torch.finfo(query.dtype).min / 2
+        extra[0, 2] = drop
+        extra[-1, 4] = drop
+        bias = bias + extra[None, :, :, None]
+        q = query.view(batch, heads, n_blocks, block, dim)[:, :, 1:-1]
+        q = q.permute(0, 2, 1, 3, 4).reshape(batch * n_mid, heads, block, dim)
+        mid = F.scaled_dot_product_attention(
+            q, gather(key), gather(value), attn_mask=bias.reshape(batch * n_mid, 1, 1, 5 * block), scale=scale
+        )
+        out[:, :, block:-block] = mid.view(batch, n_mid, heads, block, dim).transpose(1, 2).reshape(
+            batch, heads, n_mid * block, dim
+        )
+        out = out * from_mask  # Hugging Face zeroes the rows of padding
+        return (out.transpose(1, 2).reshape(batch, length, heads * dim),)
+
+
+class FastBigBirdSelfAttention(BigBirdSelfAttention):
+    """BigBird's full attention (short spans) through SDPA: Hugging Face's
+    eager path materializes the probabilities in the input dtype."""
+
+    def forward(
+        self,
+        hidden_states,
+        attention_mask=None,
+        head_mask=None,
+        encoder_hidden_states=None,
+        encoder_attention_mask=None,
+        past_key_value=None,
+        output_attentions=False,
+    ):
+        if (
+            output_attentions
+            or head_mask is not None
+            or encoder_hidden_states is not None
+            or past_key_value is not None
+            or self.is_decoder
+        ):
+            return super().forward(
+                hidden_states,
+                attention_mask,
+                head_mask,
+                encoder_hidden_states,
+                encoder_attention_mask,
+                past_key_value,
+                output_attentions,
+            )
+        batch, length, _ = hidden_states.shape
+        query = self.transpose_for_scores(self.query(hidden_states))
+        key = self.transpose_for_scores(self.key(hidden_states))
+        value = self.transpose_for_scores(self.value(hidden_states))
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(query.dtype)
+        out = F.scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            attn_mask=attention_mask,
+            dropout_p=self.dropout.p if self.training else 0.0,
+            scale=1.0 / math.sqrt(self.attention_head_size),
+        )
+        return (out.transpose(1, 2).reshape(batch, length, self.all_head_size),)
+
+
+class FastModernBertAttention(ModernBertAttention):
+    """ModernBERT's local layers through the banded path.
+
+    With SDPA (Hugging Face's choice without flash-attn, and so on every
+    CPU) a local layer attends through a dense length x length mask: the full
+    quadratic cost for a window of 128. Here the local layers compute only
+    their band (`banded_attention`), and the global layers take a
+    (batch, 1, 1, length) padding mask instead of a materialized square one.
+    Other attention implementations and `output_attentions` take Hugging
+    Face's path.
+    """
+
+    def forward(self, hidden_states, output_attentions=False, **kwargs):
+        if output_attentions or self.config._attn_implementation != "sdpa":
+            return super().forward(hidden_states, output_attentions=output_attentions, **kwargs)
+        batch = hidden_states.shape[0]
+        qkv = self.Wqkv(hidden_states).view(batch, -1, 3, self.num_heads, self.head_dim)
+        cos, sin = self.rotary_emb(qkv, position_ids=kwargs.get("position_ids"))
+        query, key, value = qkv.transpose(3, 1).unbind(dim=2)  # (batch, heads, length, dim)
+        query, key = apply_rotary_pos_emb(query, key, cos, sin)
+        mask = kwargs.get("attention_mask")
+        dropout = self.attention_dropout if self.training else 0.0
+        if self.local_attention == (-1, -1):
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout)
+            out = out.transpose(1, 2)
+        else:
+            length = query.shape[2]
+            if mask is None:
+                visible = torch.ones(batch, length, dtype=torch.bool, device=query.device)
+            else:
+                visible = mask[:, 0, -1, :] == 0
+            window = self.local_attention[0]
+            out = banded_attention(
+                query.transpose(1, 2),
+                key.transpose(1, 2),
+                value.transpose(1, 2),
+                visible,
+                window,
+                block=max(1, window // 2),
+                dropout=dropout,
+            )
+        out = out.reshape(batch, -1, self.all_head_size)
+        return (self.out_drop(self.Wo(out)),)
+
+
+def _modernbert_masks(model, attention_mask, output_attentions):
+    """ModernBertModel._update_attention_mask without the square masks: the
+    padding as (batch, 1, 1, length), no sliding-window mask (the banded
+    local layers need none)."""
+    if output_attentions or model.config._attn_implementation != "sdpa":
+        return type(model)._update_attention_mask(model, attention_mask, output_attentions)
+    visible = attention_mask[:, None, None, :].to(torch.bool)
+    mask = torch.zeros(visible.shape, dtype=model.dtype, device=attention_mask.device)
+    return mask.masked_fill(~visible, torch.finfo(model.dtype).min), None
+
+
+_FAST = {
+    LongformerSelfAttention: FastLongformerSelfAttention,
+    BigBirdBlockSparseAttention: FastBigBirdBlockSparseAttention,
+    BigBirdSelfAttention: FastBigBirdSelfAttention,
+    ModernBertAttention: FastModernBertAttention,
+}
+_STOCK = {fast: stock for stock, fast in _FAST.items()}
+
+
 def _pad_to_multiple(model, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, pad_token_id):
     """LongformerModel._pad_to_window_size, padding to a multiple of 8 only:
     the banded attention pads its blocks itself."""
@@ -302,35 +504,43 @@ def _pad_to_multiple(model, input_ids, attention_mask, token_type_ids, position_
 def use_fast_attention(transformer, enabled: bool = True, *, block: Optional[int] = None) -> bool:
     """Switch a loaded Hugging Face model between the fast and the stock path.
 
-    Longformer attention modules change class (their weights stay), and the
-    Longformer model pads to a multiple of 8 instead of its window. Models
-    without Longformer attention are left as they are.
+    Longformer, BigBird and ModernBERT attention modules change class (their
+    weights stay); a Longformer model pads to a multiple of 8 instead of its
+    window, and a ModernBERT model builds no square masks. Other models are
+    left as they are.
     transformer (PreTrainedModel): The model (bare encoder or with a head).
     enabled (bool): True for the fast path, False for Hugging Face's own.
-    block (Optional[int]): Queries per attention block; None for w / 2 (with
-        the neighbouring blocks, 2.5 w keys per query against the 2 w + 1 of
-        the band).
-    RETURNS (bool): Whether the model has Longformer attention (and so
-        whether anything changed).
+    block (Optional[int]): Longformer queries per attention block; None for
+        w / 2 (with the neighbouring blocks, 2.5 w keys per query against the
+        2 w + 1 of the band).
+    RETURNS (bool): Whether the model has attention modules with a fast path
+        (and so whether anything changed).
     """
     found = False
     for module in transformer.modules():
-        if isinstance(module, LongformerSelfAttention):
+        stock = _STOCK.get(type(module), type(module))
+        if stock in _FAST:
             found = True
-            module.__class__ = FastLongformerSelfAttention if enabled else LongformerSelfAttention
-            if enabled:
-                module.attention_block = block
-            elif "attention_block" in module.__dict__:
-                del module.attention_block
+            module.__class__ = _FAST[stock] if enabled else stock
+            if stock is LongformerSelfAttention:
+                if enabled:
+                    module.attention_block = block
+                elif "attention_block" in module.__dict__:
+                    del module.attention_block
         elif isinstance(module, LongformerModel):
             if enabled:
                 module._pad_to_window_size = functools.partial(_pad_to_multiple, module)
             elif "_pad_to_window_size" in module.__dict__:
                 del module._pad_to_window_size
+        elif isinstance(module, ModernBertModel):
+            if enabled:
+                module._update_attention_mask = functools.partial(_modernbert_masks, module)
+            elif "_update_attention_mask" in module.__dict__:
+                del module._update_attention_mask
     return found
 
 
 def has_fast_attention(transformer) -> bool:
     """Whether `use_fast_attention` is on for this model."""
-    first = next((m for m in transformer.modules() if isinstance(m, LongformerSelfAttention)), None)
-    return isinstance(first, FastLongformerSelfAttention)
+    first = next((m for m in transformer.modules() if type(m) in _FAST or type(m) in _STOCK), None)
+    return type(first) in _STOCK

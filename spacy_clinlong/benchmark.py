@@ -1,0 +1,566 @@
+"""Speed and memory of whole-note pipelines against spaCy's strided windows.
+
+One run, the same notes, the systems alternating repeat by repeat:
+
+- (a) this package's long-span pipeline (`spacy-clinlong.LongTransformerModel.v1`)
+  over Longformer, BigBird and ModernBERT;
+- (b) stock spacy-transformers, strided 128/96 spans, over BERT: the baseline
+  every ratio is taken against;
+- (c) stock spacy-transformers, whole-note spans (`doc_spans.v1`), over Hugging
+  Face's own Longformer.
+
+Each system is warmed up, then reads every note `repeats` times, as
+`spacy benchmark speed` does; words/s is reported per repeat (mean, min, max),
+with wordpieces/s, p50/p95 latency per note (the time of the batch that holds
+it), peak RSS and CUDA max allocated. Models are random-weight stand-ins built
+by `make-model` (speed does not depend on the weights) unless given.
+"""
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+BASELINE = "strided-bert"
+
+
+@dataclass(frozen=True)
+class System:
+    """One pipeline the benchmark runs.
+
+    key (str): Short name (JSON, plot).
+    label (str): What it is, for people.
+    arch (str): The make-model arch of its encoder.
+    kind (str): "clinlong" (a), "strided" (b) or "whole" (c).
+    """
+
+    key: str
+    label: str
+    arch: str
+    kind: str
+
+
+SYSTEMS = (
+    System("longformer", "(a) spacy-clinlong, whole note, Longformer (banded attention)", "longformer", "clinlong"),
+    System("bigbird", "(a) spacy-clinlong, whole note, BigBird", "bigbird", "clinlong"),
+    System("modernbert", "(a) spacy-clinlong, whole note, ModernBERT", "modernbert", "clinlong"),
+    System(BASELINE, "(b) spacy-transformers, strided 128/96, BERT", "bert", "strided"),
+    System("hf-longformer", "(c) spacy-transformers, whole note, Hugging Face Longformer", "longformer", "whole"),
+)
+SYSTEM_KEYS = tuple(s.key for s in SYSTEMS)
+
+
+def build_pipeline(system: System, model_dir: Path, *, gpu: bool):
+    """A spaCy pipeline for one system, initialized.
+
+    system (System): The system.
+    model_dir (Path): Its encoder (hub id or directory).
+    gpu (bool): Mixed precision (bf16/fp16) on GPU, for every system alike.
+    RETURNS (Language): The pipeline.
+    """
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.max_length = 10**7
+    if system.kind == "clinlong":
+        model = {
+            "@architectures": "spacy-clinlong.LongTransformerModel.v1",
+            "name": str(model_dir),
+            "mixed_precision": gpu,
+        }
+        nlp.add_pipe("transformer", config={"model": model, "max_batch_items": 262144})
+        nlp.add_pipe("clinlong_drop_trf_data")
+    else:
+        spans = (
+            {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 128, "stride": 96}
+            if system.kind == "strided"
+            else {"@span_getters": "spacy-transformers.doc_spans.v1"}
+        )
+        model = {
+            "@architectures": "spacy-transformers.TransformerModel.v3",
+            "name": str(model_dir),
+            "get_spans": spans,
+            "mixed_precision": gpu,
+            "tokenizer_config": {"use_fast": True},
+        }
+        nlp.add_pipe("transformer", config={"model": model})
+    nlp.initialize()
+    return nlp
+
+
+def ensure_models(archs: Iterable[str], size: str, models_dir: Path) -> Dict[str, Path]:
+    """Build (or reuse) a random-weight model per arch with make-model.
+
+    archs (Iterable[str]): make-model archs.
+    size (str): "base" or "tiny".
+    models_dir (Path): Where the models live (models_dir / f"{arch}-{size}").
+    RETURNS (Dict[str, Path]): Directory per arch.
+    """
+    from .models.make_model import build_model, read_build_info
+
+    found = {}
+    for arch in sorted(set(archs)):
+        path = models_dir / f"{arch}-{size}"
+        try:
+            info = read_build_info(path)
+            ready = info.get("complete") and info.get("arch") == arch and info.get("size") == size
+        except (OSError, ValueError):
+            ready = False
+        if not ready:
+            build_model(arch=arch, size=size, output_dir=path)
+        found[arch] = path
+    return found
+
+
+class RssSampler:
+    """The peak resident set size of this process while it runs (a thread
+    sampling every `interval` seconds)."""
+
+    def __init__(self, interval: float = 0.02):
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.start = self._process.memory_info().rss
+        self.peak = self.start
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak = max(self.peak, self._process.memory_info().rss)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
+
+
+def _sync(gpu: bool) -> None:
+    if gpu:
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def run_once(nlp, texts: Sequence[str], batch_size: int, gpu: bool) -> List[float]:
+    """Time one pass over the notes.
+
+    RETURNS (List[float]): Per note, the seconds of the batch that held it.
+    """
+    latencies: List[float] = []
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start : start + batch_size]
+        began = time.perf_counter()
+        for doc in nlp.pipe(batch, batch_size=batch_size):
+            del doc
+        _sync(gpu)
+        latencies.extend([time.perf_counter() - began] * len(batch))
+    return latencies
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    pos = (len(ordered) - 1) * q / 100.0
+    low, high = int(pos), min(int(pos) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+@dataclass
+class Measured:
+    """What one system measured."""
+
+    system: System
+    words_per_s: List[float] = field(default_factory=list)
+    wordpieces_per_s: List[float] = field(default_factory=list)
+    latencies: List[float] = field(default_factory=list)
+    peak_rss: int = 0
+    working_rss: int = 0
+    cuda_max_allocated: Optional[int] = None
+
+    def summary(self, baseline: Optional["Measured"]) -> Dict[str, Any]:
+        mean = statistics.fmean(self.words_per_s)
+        out = {
+            "key": self.system.key,
+            "label": self.system.label,
+            "words_per_s": mean,
+            "words_per_s_min": min(self.words_per_s),
+            "words_per_s_max": max(self.words_per_s),
+            "words_per_s_stdev": statistics.stdev(self.words_per_s) if len(self.words_per_s) > 1 else 0.0,
+            "words_per_s_repeats": list(self.words_per_s),
+            "wordpieces_per_s": statistics.fmean(self.wordpieces_per_s),
+            "latency_p50_s": _percentile(self.latencies, 50),
+            "latency_p95_s": _percentile(self.latencies, 95),
+            "peak_rss_mb": self.peak_rss / 2**20,
+            "working_rss_mb": self.working_rss / 2**20,
+            "cuda_max_allocated_mb": None if self.cuda_max_allocated is None else self.cuda_max_allocated / 2**20,
+        }
+        if baseline is not None:
+            out["ratio_to_strided"] = mean / statistics.fmean(baseline.words_per_s)
+        return out
+
+
+def machine_facts(gpu_id: Optional[int]) -> Dict[str, Any]:
+    """CPU, core count, threads, library versions and the GPU, if any."""
+    from importlib.metadata import version
+
+    import spacy
+    import torch
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    facts = {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "spacy": spacy.__version__,
+        "spacy_transformers": version("spacy-transformers"),
+        "device": "cpu",
+        "dtype": "float32",
+    }
+    if gpu_id is not None:
+        facts["device"] = torch.cuda.get_device_name(gpu_id)
+        facts["dtype"] = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return facts
+
+
+def count_wordpieces(model_dir: Path, texts: Sequence[str]) -> List[int]:
+    """Content wordpieces per note with a model's own tokenizer (no specials,
+    no window overlap counted)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    encoded = tokenizer(list(texts), add_special_tokens=False, verbose=False)
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
+def fits_whole(model_dir: Path, texts: Sequence[str]) -> List[bool]:
+    """Whether each note fits Longformer's budget whole (system c has no other way)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(model_dir))
+    budget = int(config.max_position_embeddings) - int(config.pad_token_id) - 1 - 2
+    return [n <= budget for n in count_wordpieces(model_dir, texts)]
+
+
+def run_benchmark(
+    texts: Sequence[str],
+    *,
+    size: str = "base",
+    systems: Sequence[str] = SYSTEM_KEYS,
+    models_dir: Path,
+    model_dirs: Optional[Dict[str, Path]] = None,
+    gpu_id: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    repeats: int = 3,
+    warmup: int = 2,
+    progress: Callable[[str], None] = lambda msg: None,
+) -> Dict[str, Any]:
+    """Run the systems over the notes and return the report (JSON-ready).
+
+    texts (Sequence[str]): The notes.
+    size (str): "base" (real shapes, for speed) or "tiny" (mechanics only).
+    systems (Sequence[str]): Keys of SYSTEMS to run.
+    models_dir (Path): Where stand-in models are built or found.
+    model_dirs (Optional[Dict[str, Path]]): Arch -> model directory or hub id,
+        overriding the stand-ins.
+    gpu_id (Optional[int]): GPU to run on; None for CPU.
+    batch_size (Optional[int]): Notes per batch; default 1 on CPU, 16 on GPU.
+    repeats (int): Timed passes over all notes per system.
+    warmup (int): Notes read once per system before timing.
+    progress (Callable[[str], None]): Receives one line per step (no text).
+    RETURNS (Dict[str, Any]): machine, settings, notes, systems, targets.
+    """
+    import spacy
+    import torch
+
+    unknown = sorted(set(systems) - set(SYSTEM_KEYS))
+    if unknown:
+        raise ValueError(f"Unknown systems {unknown}; expected some of {SYSTEM_KEYS}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if not texts:
+        raise ValueError("No notes to benchmark")
+    gpu = gpu_id is not None
+    if gpu:
+        spacy.require_gpu(gpu_id)
+    batch_size = batch_size or (16 if gpu else 1)
+    chosen = [s for s in SYSTEMS if s.key in systems]
+    dirs = ensure_models({s.arch for s in chosen if s.arch not in (model_dirs or {})}, size, models_dir)
+    dirs.update(model_dirs or {})
+    skipped = 0
+    if any(s.kind == "whole" for s in chosen):
+        keep = fits_whole(dirs["longformer"], texts)
+        skipped = keep.count(False)
+        texts = [t for t, k in zip(texts, keep) if k]
+        if not texts:
+            raise ValueError("No note fits Longformer's 4,094 wordpieces whole, which system (c) needs")
+    tokenizer = spacy.blank("en").tokenizer
+    n_words = sum(len(tokenizer(t)) for t in texts)
+    wordpieces = {s.arch: sum(count_wordpieces(dirs[s.arch], texts)) for s in chosen}
+    measured = {s.key: Measured(s) for s in chosen}
+    pipelines = {}
+    for system in chosen:
+        progress(f"loading {system.key} from {dirs[system.arch]}")
+        pipelines[system.key] = build_pipeline(system, dirs[system.arch], gpu=gpu)
+        with RssSampler() as rss:
+            run_once(pipelines[system.key], texts[:warmup], batch_size, gpu)
+        measured[system.key].peak_rss = rss.peak
+    for repeat in range(repeats):
+        # Alternate the order, so drift of the machine falls on every system.
+        order = chosen[repeat % len(chosen) :] + chosen[: repeat % len(chosen)]
+        for system in order:
+            result = measured[system.key]
+            if gpu:
+                torch.cuda.reset_peak_memory_stats(gpu_id)
+            with RssSampler() as rss:
+                began = time.perf_counter()
+                latencies = run_once(pipelines[system.key], texts, batch_size, gpu)
+                seconds = time.perf_counter() - began
+            result.peak_rss = max(result.peak_rss, rss.peak)
+            result.working_rss = max(result.working_rss, rss.peak - rss.start)
+            if gpu:
+                peak = torch.cuda.max_memory_allocated(gpu_id)
+                result.cuda_max_allocated = max(result.cuda_max_allocated or 0, peak)
+            result.latencies.extend(latencies)
+            result.words_per_s.append(n_words / seconds)
+            result.wordpieces_per_s.append(wordpieces[system.arch] / seconds)
+            progress(f"repeat {repeat + 1}/{repeats} {system.key}: {n_words / seconds:,.0f} words/s")
+    baseline = measured.get(BASELINE)
+    summaries = [measured[s.key].summary(baseline) for s in chosen]
+    return {
+        "machine": machine_facts(gpu_id),
+        "settings": {
+            "size": size,
+            "batch_size": batch_size,
+            "repeats": repeats,
+            "warmup_notes": warmup,
+            "models": {arch: str(path) for arch, path in dirs.items()},
+        },
+        "notes": {
+            "count": len(texts),
+            "words": n_words,
+            "words_per_note": n_words / len(texts),
+            "wordpieces_per_note": {arch: n / len(texts) for arch, n in wordpieces.items()},
+            "skipped_over_longformer_budget": skipped,
+        },
+        "systems": summaries,
+        "targets": check_targets(summaries, gpu=gpu),
+    }
+
+
+def check_targets(summaries: List[Dict[str, Any]], *, gpu: bool) -> Dict[str, Any]:
+    """The issue's targets, as met or not (None where a system did not run)."""
+    by_key = {s["key"]: s for s in summaries}
+    ours, strided, stock = by_key.get("longformer"), by_key.get(BASELINE), by_key.get("hf-longformer")
+
+    def ratio(a, b):
+        return None if a is None or b is None else a["words_per_s"] / b["words_per_s"]
+
+    vs_strided, vs_stock = ratio(ours, strided), ratio(ours, stock)
+    if gpu:
+        targets = {
+            "longformer_wordpieces_per_s": None if ours is None else ours["wordpieces_per_s"],
+            "longformer_at_least_1m_wordpieces_per_s": None if ours is None else ours["wordpieces_per_s"] >= 1e6,
+            "longformer_vs_hf_longformer": vs_stock,
+            "longformer_at_least_5x_hf_longformer": None if vs_stock is None else vs_stock >= 5,
+        }
+    else:
+        targets = {
+            "longformer_vs_strided": vs_strided,
+            "longformer_at_least_1.3x_strided": None if vs_strided is None else vs_strided >= 1.3,
+            "longformer_vs_hf_longformer": vs_stock,
+            "longformer_at_least_2.5x_hf_longformer": None if vs_stock is None else vs_stock >= 2.5,
+        }
+    return targets
+
+
+def plot(report: Dict[str, Any], path: Path) -> Path:
+    """A bar chart of words/s per system, min-max whiskers, ratio to (b).
+
+    report (Dict[str, Any]): What run_benchmark returned.
+    path (Path): The PNG to write.
+    RETURNS (Path): The path.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            "--plot needs matplotlib: pip install 'spacy-clinlong[bench]' (or matplotlib)"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = report["systems"]
+    names = [s["key"] for s in systems]
+    means = [s["words_per_s"] for s in systems]
+    low = [s["words_per_s"] - s["words_per_s_min"] for s in systems]
+    high = [s["words_per_s_max"] - s["words_per_s"] for s in systems]
+    colors = ["#2b6cb0" if s["key"] in ("longformer", "bigbird", "modernbert") else "#a0aec0" for s in systems]
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=120)
+    bars = ax.bar(names, means, yerr=[low, high], capsize=4, color=colors)
+    for bar, s in zip(bars, systems):
+        ratio = s.get("ratio_to_strided")
+        if ratio is not None:
+            ax.annotate(
+                f"{ratio:.2f}x",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                xytext=(0, 3),
+                textcoords="offset points",
+            )
+    machine = report["machine"]
+    notes = report["notes"]
+    ax.set_ylabel("words / s (higher is better)")
+    ax.set_title(
+        f"{notes['count']} notes, {notes['words_per_note']:.0f} words each on average; "
+        f"{machine['device']} {machine['dtype']}\n{machine['cpu']}, {machine['cpu_count']} cores",
+        fontsize=8,
+    )
+    ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(report: Dict[str, Any], path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
+    return path
+
+
+def format_table(report: Dict[str, Any]) -> str:
+    """A Markdown table of the systems (what the README shows)."""
+    gpu = report["machine"]["device"] != "cpu"
+    head = "| system | words/s (min-max) | wordpieces/s | vs (b) | p50 / p95 s per note | RSS while reading, MB |"
+    rule = "|---|---|---|---|---|---|"
+    if gpu:
+        head += " CUDA max MB |"
+        rule += "---|"
+    rows = [head, rule]
+    for s in report["systems"]:
+        ratio = s.get("ratio_to_strided")
+        row = (
+            f"| {s['label']} | {s['words_per_s']:,.0f} ({s['words_per_s_min']:,.0f}-{s['words_per_s_max']:,.0f}) "
+            f"| {s['wordpieces_per_s']:,.0f} | {'-' if ratio is None else f'{ratio:.2f}x'} "
+            f"| {s['latency_p50_s']:.2f} / {s['latency_p95_s']:.2f} | +{s['working_rss_mb']:,.0f} |"
+        )
+        if gpu:
+            row += f" {s['cuda_max_allocated_mb']:,.0f} |"
+        rows.append(row)
+    return "\n".join(rows)
+
+
+def synthetic_stream(n: int, *, seed: int = 0, chunk: int = 200) -> Iterable[str]:
+    """n synthetic notes, generated a chunk at a time (never all in memory)."""
+    from .corpus.synth import generate_notes
+
+    made = 0
+    part = 0
+    while made < n:
+        take = min(chunk, n - made)
+        for note in generate_notes(take, seed=seed * 100003 + part):
+            yield note["text"]
+        made += take
+        part += 1
+
+
+def corpus_memory(
+    nlp,
+    texts: Iterable[str],
+    *,
+    n: int,
+    shard_size: int = 500,
+    samples: int = 20,
+    warmup_fraction: float = 0.1,
+    progress: Callable[[str], None] = lambda msg: None,
+) -> Dict[str, Any]:
+    """RSS while a pipeline annotates a stream of notes the way `annotate`
+    does: docs gathered into DocBin shards of `shard_size`, each shard
+    serialized and let go.
+
+    nlp (Language): The pipeline.
+    texts (Iterable[str]): The notes (at least n).
+    n (int): Notes to annotate.
+    shard_size (int): Docs held before a shard is serialized.
+    samples (int): RSS samples over the run.
+    warmup_fraction (float): RSS growth is measured from this fraction of n.
+    RETURNS (Dict[str, Any]): notes, samples [(notes done, RSS MB)], the RSS
+        after warm-up and at the end, growth (fraction), whether trf_data was
+        dropped, and the peak RSS.
+    """
+    import psutil
+    from spacy.tokens import DocBin
+
+    process = psutil.Process()
+    every = max(1, n // samples)
+    warm = max(1, int(n * warmup_fraction))
+    series = []
+    after_warmup = None
+    shard = DocBin(store_user_data=False)
+    shard_bytes = 0
+    held_trf = False
+    done = 0
+    began = time.perf_counter()
+    with RssSampler() as rss:
+        for doc in nlp.pipe(_take(texts, n), batch_size=8):
+            if doc.has_extension("trf_data") and doc._.get("trf_data") is not None:
+                held_trf = True
+            shard.add(doc)
+            done += 1
+            if len(shard) >= shard_size:
+                shard_bytes += len(shard.to_bytes())
+                shard = DocBin(store_user_data=False)
+            if done == warm:
+                after_warmup = process.memory_info().rss
+            if done % every == 0 or done == n:
+                series.append((done, process.memory_info().rss / 2**20))
+                progress(f"{done}/{n} notes, RSS {series[-1][1]:,.0f} MB")
+        if len(shard):
+            shard_bytes += len(shard.to_bytes())
+    end = process.memory_info().rss
+    after_warmup = after_warmup or end
+    return {
+        "notes": done,
+        "seconds": time.perf_counter() - began,
+        "shard_size": shard_size,
+        "serialized_mb": shard_bytes / 2**20,
+        "rss_samples_mb": series,
+        "rss_after_warmup_mb": after_warmup / 2**20,
+        "rss_end_mb": end / 2**20,
+        "rss_peak_mb": rss.peak / 2**20,
+        "growth_after_warmup": (end - after_warmup) / after_warmup,
+        "trf_data_left_on_docs": held_trf,
+    }
+
+
+def _take(texts: Iterable[str], n: int) -> Iterable[str]:
+    for i, text in enumerate(texts):
+        if i >= n:
+            return
+        yield text

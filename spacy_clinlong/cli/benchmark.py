@@ -1,0 +1,143 @@
+"""`benchmark`: whole-note pipelines against spaCy's strided windows, in one run."""
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import typer
+
+from ._app import app
+
+
+class BenchSize(str, Enum):
+    base = "base"
+    tiny = "tiny"
+
+
+def _default_models_dir() -> Path:
+    import os
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "spacy-clinlong" / "bench-models"
+
+
+def _read_notes(path: Path, text_field: str) -> List[str]:
+    texts = []
+    with path.open(encoding="utf8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                raise typer.BadParameter(f"{path} line {number} is not JSON") from None
+            text = record.get(text_field) if isinstance(record, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                raise typer.BadParameter(f"{path} line {number} has no non-empty {text_field!r} string")
+            texts.append(text)
+    if not texts:
+        raise typer.BadParameter(f"{path} holds no notes")
+    return texts
+
+
+def _parse_models(values: Optional[List[str]]) -> Dict[str, Path]:
+    found = {}
+    for value in values or []:
+        arch, sep, where = value.partition("=")
+        if not sep or arch not in ("longformer", "bigbird", "modernbert", "bert") or not where:
+            raise typer.BadParameter(f"--model takes ARCH=DIR_OR_HUB_ID with ARCH one of longformer, bigbird, "
+                                     f"modernbert, bert; got {value!r}")
+        found[arch] = Path(where) if Path(where).exists() else where
+    return found
+
+
+@app.command("benchmark")
+def benchmark_cli(
+    json_path: Path = typer.Option(..., "--json", help="Where to write the report (JSON)"),
+    size: BenchSize = typer.Option(BenchSize.base, "--size", help="base: the real models' shapes; tiny: mechanics"),
+    notes: Optional[Path] = typer.Option(None, "--notes", exists=True, dir_okay=False,
+                                         help="JSONL notes (one {\"text\": ...} per line)"),
+    synth: int = typer.Option(8, "--synth", min=1, help="Synthetic notes, when --notes is not given"),
+    min_words: int = typer.Option(0, "--min-words", min=0, help="Keep synthetic notes of at least this many words"),
+    text_field: str = typer.Option("text", "--text-field", help="The JSONL key of the note"),
+    gpu_id: Optional[int] = typer.Option(None, "--gpu-id", help="GPU to run on (bf16/fp16); default CPU"),
+    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Also draw words/s per system (PNG)"),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Timed passes over the notes per system"),
+    warmup: int = typer.Option(2, "--warmup", min=0, help="Notes read once per system before timing"),
+    batch_size: int = typer.Option(0, "--batch-size", min=0, help="Notes per batch; 0: 1 on CPU, 16 on GPU"),
+    systems: str = typer.Option(",".join(
+        ["longformer", "bigbird", "modernbert", "strided-bert", "hf-longformer"]), "--systems",
+        help="Comma-separated systems to run"),
+    models_dir: Path = typer.Option(None, "--models-dir",
+                                    help="Where stand-in models are built once and reused "
+                                         "(default ~/.cache/spacy-clinlong/bench-models)"),
+    model: Optional[List[str]] = typer.Option(None, "--model",
+                                              help="ARCH=DIR_OR_HUB_ID: a real model instead of a stand-in"),
+    corpus: int = typer.Option(0, "--corpus", min=0,
+                               help="Also annotate this many synthetic notes with the Longformer pipeline "
+                                    "and report RSS over the run (10000 for the issue's check)"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic notes"),
+) -> None:
+    """Words/s, wordpieces/s, latency and memory of (a) this package's
+    whole-note pipelines (Longformer, BigBird, ModernBERT), (b) stock
+    spacy-transformers with strided 128/96 windows over BERT and (c) stock
+    spacy-transformers reading whole notes with Hugging Face's Longformer,
+    alternating on the same notes in one run. Stand-in models with random
+    weights are built once (speed does not depend on the weights).
+    """
+    from .. import benchmark as bench
+
+    if notes is not None:
+        texts = _read_notes(notes, text_field)
+    else:
+        texts = []
+        for text in bench.synthetic_stream(synth * 50 if min_words else synth, seed=seed):
+            if len(text.split()) >= min_words:
+                texts.append(text)
+                if len(texts) == synth:
+                    break
+        if len(texts) < synth:
+            raise typer.BadParameter(f"Fewer than {synth} synthetic notes have {min_words}+ words")
+    chosen = [s.strip() for s in systems.split(",") if s.strip()]
+    models_dir = models_dir or _default_models_dir()
+
+    def say(msg: str) -> None:
+        typer.echo(msg, err=True)
+
+    try:
+        report = bench.run_benchmark(
+            texts,
+            size=size.value,
+            systems=chosen,
+            models_dir=models_dir,
+            model_dirs=_parse_models(model),
+            gpu_id=gpu_id,
+            batch_size=batch_size or None,
+            repeats=repeats,
+            warmup=warmup,
+            progress=say,
+        )
+        if corpus:
+            dirs = bench.ensure_models(["longformer"], size.value, models_dir)
+            dirs.update(_parse_models(model))
+            system = next(s for s in bench.SYSTEMS if s.key == "longformer")
+            nlp = bench.build_pipeline(system, dirs["longformer"], gpu=gpu_id is not None)
+            report["corpus_memory"] = bench.corpus_memory(
+                nlp, bench.synthetic_stream(corpus, seed=seed + 1), n=corpus, progress=say
+            )
+    except ValueError as err:
+        typer.secho(str(err), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    bench.write_report(report, json_path)
+    if plot_path is not None:
+        bench.plot(report, plot_path)
+    typer.echo(bench.format_table(report))
+    for name, value in report["targets"].items():
+        typer.echo(f"{name}: {value if not isinstance(value, float) else round(value, 3)}")
+    if "corpus_memory" in report:
+        mem = report["corpus_memory"]
+        typer.echo(
+            f"corpus: {mem['notes']} notes, RSS {mem['rss_after_warmup_mb']:,.0f} MB after warm-up, "
+            f"{mem['rss_end_mb']:,.0f} MB at the end ({100 * mem['growth_after_warmup']:+.1f}%)"
+        )
+    typer.echo(f"Report: {json_path}" + (f", plot: {plot_path}" if plot_path else ""))

@@ -1,0 +1,46 @@
+"""`clinlong_drop_trf_data`: free the transformer's output once the heads have run.
+
+spacy-transformers keeps `doc._.trf_data` (every wordpiece's hidden state,
+about 9 MB for a note of 3,000 wordpieces at width 768) on every doc for as
+long as the doc lives; users who keep docs (`list(nlp.pipe(notes))`, DocBin
+shards, a queue of results) run out of memory (spaCy issues #7593, #9086).
+The heads (`ner`, `textcat`, `spancat` listeners) read it while the pipeline
+runs; nothing after them does. Our configs put this component right after the
+last head; a pipeline that wants the hidden states afterwards leaves it out
+(`spacy.load(name, exclude=["clinlong_drop_trf_data"])`).
+"""
+from typing import Iterable, Iterator
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+ATTR = "trf_data"
+
+
+class DropTrfData:
+    """Resets `doc._.trf_data` to its default (None) on every doc it sees.
+
+    name (str): The component's name.
+    """
+
+    def __init__(self, name: str = "clinlong_drop_trf_data"):
+        self.name = name
+
+    def __call__(self, doc: Doc) -> Doc:
+        if Doc.has_extension(ATTR):
+            doc._.set(ATTR, None)
+        return doc
+
+    def pipe(self, docs: Iterable[Doc], batch_size: int = 128) -> Iterator[Doc]:
+        for doc in docs:
+            yield self(doc)
+
+
+@Language.factory(
+    "clinlong_drop_trf_data",
+    assigns=["doc._.trf_data"],
+    default_config={},
+)
+def make_drop_trf_data(nlp: Language, name: str) -> DropTrfData:
+    """Create the component that frees doc._.trf_data after the heads."""
+    return DropTrfData(name)
