@@ -80,6 +80,35 @@ def global_slots(is_index_global_attn: torch.Tensor) -> Tuple[torch.Tensor, torc
     return value
 
 
+_VISIBLE_CACHE: Tuple[Optional[torch.Tensor], Optional[torch.Tensor]] = (None, None)
+
+
+def visible_keys(attention_mask: torch.Tensor, pick) -> torch.Tensor:
+    """`pick(attention_mask)`, the keys a window may see, made once per forward
+    pass: every layer gets the same mask tensor, so every layer gets the same
+    result tensor back, and the band masks built from it are reused.
+
+    attention_mask (torch.Tensor): The mask the model hands each layer.
+    pick (Callable): Makes the (batch, length) bool tensor from it.
+    RETURNS (torch.Tensor): (batch, length) bool.
+    """
+    global _VISIBLE_CACHE
+    key, value = _VISIBLE_CACHE
+    if key is attention_mask and value is not None:
+        return value
+    value = pick(attention_mask)
+    _VISIBLE_CACHE = (attention_mask, value)
+    return value
+
+
+def _longformer_local(mask: torch.Tensor) -> torch.Tensor:
+    return mask == 0
+
+
+def _modernbert_visible(mask: torch.Tensor) -> torch.Tensor:
+    return mask[:, 0, -1, :] == 0
+
+
 def band_mask(block: int, sides: int, window: int, device) -> torch.Tensor:
     """Which keys of a block's neighbourhood each query of the block may see.
 
@@ -106,19 +135,28 @@ def banded_attention(
 ) -> torch.Tensor:
     """Sliding-window attention (|i - j| <= window) plus global key columns.
 
+    On CPU at inference the neighbourhoods of the query blocks are strided
+    views of the keys (nothing copied) and the global keys are merged through
+    the log-sum-exp of the local part (`_banded_attention_views`); elsewhere
+    each block's neighbourhood, global keys first, is gathered into one buffer
+    for one SDPA call.
     query, key, value (torch.Tensor): (batch, length, heads, head_dim).
     key_is_local (torch.Tensor): (batch, length) bool: keys a query may see
         through the window (not padding, not global).
     window (int): The one-sided window w.
-    block (Optional[int]): Queries per block; default w.
+    block (Optional[int]): Queries per block; default w / 2 (w / 4 with
+        views, where smaller blocks cost no copying).
     slots (Optional[Tuple]): Global positions and their validity
         (`global_slots`): every query also sees these keys.
     dropout (float): Attention dropout (training).
     RETURNS (torch.Tensor): (batch, length, heads, head_dim). A query with no
-        visible key (padding far from any token) gets an arbitrary finite row.
+        visible key (padding far from any token) gets an arbitrary row, which
+        callers drop or zero.
     """
+    if _FLASH_CPU is not None and query.device.type == "cpu" and not torch.is_grad_enabled() and not dropout:
+        return _banded_attention_views(query, key, value, key_is_local, window, block=block, slots=slots)
     batch, length, heads, dim = query.shape
-    block = int(block or window)
+    block = int(block or max(1, window // 2))
     sides = -(-window // block)
     n_blocks = -(-length // block)
     extra = n_blocks * block - length
@@ -163,6 +201,83 @@ def banded_attention(
     return out.reshape(batch, n_blocks * block, heads, dim)[:, :length]
 
 
+# Flash attention on CPU, which also returns the log-sum-exp of each row (what
+# merging the global keys needs); a private op of torch, so only where present.
+_FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+# (key_is_local tensor, settings, masks): the band masks of a forward pass are
+# the same in every layer.
+_BAND_CACHE: Tuple[Optional[torch.Tensor], Optional[tuple], Optional[list]] = (None, None, None)
+
+
+def _band_biases(key_is_local: torch.Tensor, window: int, block: int, sides: int, n_blocks: int, dtype) -> list:
+    """Per batch row, the additive mask (1, n_blocks, block, span) of the band
+    and the visible keys; cached for the layers of one forward pass."""
+    global _BAND_CACHE
+    settings = (window, block, sides, n_blocks, dtype)
+    cached_key, cached_settings, cached = _BAND_CACHE
+    if cached_key is key_is_local and cached_settings == settings:
+        return cached
+    span = (2 * sides + 1) * block
+    length = key_is_local.shape[1]
+    extra = n_blocks * block - length
+    band = band_mask(block, sides, window, key_is_local.device)
+    visible = F.pad(key_is_local, (sides * block, sides * block + extra), value=False).unfold(1, span, block)
+    biases = []
+    for row in range(key_is_local.shape[0]):
+        allowed = band[None] & visible[row][:, None, :]  # (n_blocks, block, span)
+        bias = torch.zeros(allowed.shape, dtype=dtype, device=key_is_local.device)
+        biases.append(bias.masked_fill_(~allowed, float("-inf"))[None])
+    _BAND_CACHE = (key_is_local, settings, biases)
+    return biases
+
+
+def _banded_attention_views(query, key, value, key_is_local, window, *, block=None, slots=None):
+    """`banded_attention` without copying neighbourhoods (CPU, inference).
+
+    Per batch row, the keys and values padded once are viewed as
+    (heads, n_blocks, span, dim) with overlapping strides, and one flash
+    attention call gives the band's output and log-sum-exp; the global keys'
+    scores are merged in after.
+    """
+    batch, length, heads, dim = query.shape
+    block = int(block or max(1, window // 4))
+    sides = -(-window // block)
+    n_blocks = -(-length // block)
+    extra = n_blocks * block - length
+    span = (2 * sides + 1) * block
+    scale = 1.0 / math.sqrt(dim)
+    # The same key_is_local tensor in every layer of a pass (visible_keys).
+    biases = _band_biases(key_is_local, window, block, sides, n_blocks, query.dtype)
+    rows = []
+    for row in range(batch):
+        q = F.pad(query[row].transpose(0, 1), (0, 0, 0, extra)).view(heads, n_blocks, block, dim)
+        k = F.pad(key[row].transpose(0, 1), (0, 0, sides * block, sides * block + extra))
+        v = F.pad(value[row].transpose(0, 1), (0, 0, sides * block, sides * block + extra))
+        stride = (k.stride(0), block * dim, dim, 1)
+        k = k.as_strided((heads, n_blocks, span, dim), stride)
+        v = v.as_strided((heads, n_blocks, span, dim), stride)
+        out, lse = _FLASH_CPU(q, k, v, 0.0, False, attn_mask=biases[row], scale=scale)[:2]
+        rows.append((out.reshape(heads, n_blocks * block, dim)[:, :length], lse.reshape(heads, -1)[:, :length]))
+    out = torch.stack([r[0] for r in rows])  # (batch, heads, length, dim)
+    lse = torch.stack([r[1] for r in rows])  # (batch, heads, length)
+    if slots is not None and slots[0].shape[1]:
+        positions, valid = slots
+        n_global = positions.shape[1]
+        index = positions[:, :, None, None].expand(batch, n_global, heads, dim)
+        g_key = key.gather(1, index).transpose(1, 2)  # (batch, heads, G, dim)
+        g_value = value.gather(1, index).transpose(1, 2)
+        scores = torch.einsum("bhld,bhgd->bhlg", query.transpose(1, 2), g_key) * scale
+        scores = scores.masked_fill(~valid[:, None, None, :], float("-inf"))
+        top = torch.maximum(lse, scores.amax(dim=-1))
+        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+        local_weight = torch.exp(lse - top)
+        global_weight = torch.exp(scores - top[..., None])
+        local_part = torch.where(local_weight[..., None] > 0, out * local_weight[..., None], torch.zeros_like(out))
+        total = local_weight + global_weight.sum(dim=-1)
+        out = (local_part + torch.matmul(global_weight, g_value)) / total[..., None]
+    return out.transpose(1, 2)
+
+
 class FastLongformerSelfAttention(LongformerSelfAttention):
     """LongformerSelfAttention with the banded path (see the module docstring).
 
@@ -203,9 +318,9 @@ class FastLongformerSelfAttention(LongformerSelfAttention):
             query,
             key,
             value,
-            attention_mask == 0,
+            visible_keys(attention_mask, _longformer_local),
             self.one_sided_attn_window_size,
-            block=self.attention_block or max(1, self.one_sided_attn_window_size // 2),
+            block=self.attention_block,
             slots=slots,
             dropout=dropout,
         )
@@ -447,7 +562,7 @@ class FastModernBertAttention(ModernBertAttention):
             if mask is None:
                 visible = torch.ones(batch, length, dtype=torch.bool, device=query.device)
             else:
-                visible = mask[:, 0, -1, :] == 0
+                visible = visible_keys(mask, _modernbert_visible)
             window = self.local_attention[0]
             out = banded_attention(
                 query.transpose(1, 2),
@@ -455,7 +570,6 @@ class FastModernBertAttention(ModernBertAttention):
                 value.transpose(1, 2),
                 visible,
                 window,
-                block=max(1, window // 2),
                 dropout=dropout,
             )
         out = out.reshape(batch, -1, self.all_head_size)
