@@ -31,3 +31,50 @@ def test_mixed_precision_matches_fp32_closely(arch, tiny_models, trf_nlp):
         spacy.require_cpu()
     assert gpu.dtype == numpy.float32 and gpu.shape == cpu.shape
     assert numpy.abs(gpu - cpu).max() < 0.1
+
+
+@pytest.mark.parametrize("arch", ["longformer", "bigbird", "modernbert"])
+def test_fast_attention_matches_hugging_face_on_gpu(arch):
+    """The fast path on CUDA (gathered blocks through SDPA's GPU kernels)
+    against Hugging Face's stock modules: fp32 within 1e-4, bf16 close."""
+    import copy
+
+    from transformers import BigBirdConfig, BigBirdModel, LongformerConfig, LongformerModel
+    from transformers import ModernBertConfig, ModernBertModel
+
+    from spacy_clinlong.models.fast_attention import has_fast_attention, use_fast_attention
+
+    torch.manual_seed(0)
+    if arch == "longformer":
+        model = LongformerModel(LongformerConfig(
+            hidden_size=256, num_attention_heads=4, intermediate_size=512, num_hidden_layers=2,
+            attention_window=[512] * 2, max_position_embeddings=4098, vocab_size=300, pad_token_id=1))
+    elif arch == "bigbird":
+        model = BigBirdModel(BigBirdConfig(
+            hidden_size=256, num_attention_heads=4, intermediate_size=512, num_hidden_layers=2,
+            block_size=64, max_position_embeddings=4096, vocab_size=300))
+    else:
+        model = ModernBertModel(ModernBertConfig(
+            hidden_size=256, num_attention_heads=4, intermediate_size=512, num_hidden_layers=3,
+            max_position_embeddings=8192, vocab_size=300, pad_token_id=0, attn_implementation="sdpa"))
+    stock = model.eval().cuda()
+    fast = copy.deepcopy(stock)
+    assert use_fast_attention(fast) and has_fast_attention(fast)
+    lengths = [4096, 2900]
+    ids = torch.randint(5, 300, (2, 4096), device="cuda")
+    mask = torch.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        mask[row, :n] = 1
+    kwargs = {"input_ids": ids, "attention_mask": mask}
+    if arch == "longformer":
+        glob = torch.zeros_like(ids)
+        glob[:, 0] = 1
+        kwargs["global_attention_mask"] = glob
+    with torch.inference_mode():
+        want = stock(**kwargs).last_hidden_state
+        got = fast(**kwargs).last_hidden_state
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            half = fast(**kwargs).last_hidden_state.float()
+    for row, n in enumerate(lengths):
+        assert (got[row, :n] - want[row, :n]).abs().max().item() < 1e-4
+        assert (half[row, :n] - want[row, :n]).abs().max().item() < 0.1

@@ -37,6 +37,7 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from transformers.activations import NewGELUActivation
 from transformers.models.big_bird.modeling_big_bird import BigBirdBlockSparseAttention, BigBirdSelfAttention
 from transformers.models.longformer.modeling_longformer import LongformerModel, LongformerSelfAttention
 from transformers.models.modernbert.modeling_modernbert import (
@@ -453,6 +454,10 @@ class FastBigBirdBlockSparseAttention(BigBirdBlockSparseAttention):
         out[:, :, :block] = edges[:, :, :block]
         out[:, :, -block:] = edges[:, :, block:]
         # Middle query blocks 1 .. n-2: block 0, the last block, i - 1, i, i + 1.
+        if _FLASH_CPU is not None and query.device.type == "cpu" and not torch.is_grad_enabled():
+            out[:, :, block:-block] = self._middle_views(query, key, value, to_mask, n_blocks)
+            out = out * from_mask  # Hugging Face zeroes the rows of padding
+            return (out.transpose(1, 2).reshape(batch, length, heads * dim),)
         middle = torch.arange(1, n_blocks - 1, device=query.device)
         slots = torch.stack(
             [torch.zeros_like(middle), torch.full_like(middle, n_blocks - 1), middle - 1, middle, middle + 1], dim=1
@@ -483,6 +488,61 @@ class FastBigBirdBlockSparseAttention(BigBirdBlockSparseAttention):
         )
         out = out * from_mask  # Hugging Face zeroes the rows of padding
         return (out.transpose(1, 2).reshape(batch, length, heads * dim),)
+
+
+    def _middle_views(self, query, key, value, to_mask, n_blocks):
+        """The middle query blocks on CPU at inference, nothing gathered: the
+        sliding blocks i - 1 .. i + 1 are strided views of the keys (one flash
+        attention call with its log-sum-exp per batch row), and the first and
+        last blocks (block 0 weighted 1 + r) are merged in after.
+        RETURNS (torch.Tensor): (batch, heads, (n_blocks - 2) * block, dim).
+        """
+        batch, heads, length, dim = query.shape
+        block = self.block_size
+        n_mid = n_blocks - 2
+        span = 3 * block
+        scale = 1.0 / math.sqrt(dim)
+        keys_ok = to_mask.reshape(batch, length) > 0
+        outs = []
+        for row in range(batch):
+            q = query[row, :, block:-block].contiguous().view(heads, n_mid, block, dim)
+            k = key[row].contiguous()
+            v = value[row].contiguous()
+            stride = (k.stride(0), block * dim, dim, 1)
+            k_band = k.as_strided((heads, n_mid, span, dim), stride)
+            v_band = v.as_strided((heads, n_mid, span, dim), stride)
+            seen = keys_ok[row].unfold(0, span, block)[:n_mid]  # (n_mid, span)
+            bias = torch.zeros(seen.shape, dtype=query.dtype, device=query.device)
+            bias = bias.masked_fill(~seen, _BIGBIRD_PENALTY)
+            # Block 1's window starts with block 0, block n-2's ends with the
+            # last block: both are counted with the first and last blocks.
+            bias[0, :block] = float("-inf")
+            bias[-1, -block:] = float("-inf")
+            band, lse = _FLASH_CPU(q, k_band, v_band, 0.0, False, attn_mask=bias[None, :, None, :], scale=scale)[:2]
+            band = band.reshape(heads, n_mid * block, dim)
+            lse = lse.reshape(heads, n_mid * block)
+            g_key = torch.cat([k[:, :block], k[:, -block:]], dim=1)  # (heads, 2 block, dim)
+            g_value = torch.cat([v[:, :block], v[:, -block:]], dim=1)
+            g_bias = torch.zeros(2 * block, dtype=query.dtype, device=query.device)
+            g_bias[:block] = math.log(1 + self.num_random_blocks)
+            g_ok = torch.cat([keys_ok[row, :block], keys_ok[row, -block:]])
+            g_bias = g_bias.masked_fill(~g_ok, _BIGBIRD_PENALTY)
+            scores = torch.matmul(q.view(heads, n_mid * block, dim), g_key.transpose(1, 2)) * scale + g_bias
+            top = torch.maximum(lse, scores.amax(dim=-1))
+            band_weight = torch.exp(lse - top)
+            g_weight = torch.exp(scores - top[..., None])
+            total = band_weight + g_weight.sum(dim=-1)
+            mixed = band * band_weight[..., None] + torch.matmul(g_weight, g_value)
+            outs.append(mixed / total[..., None])
+        return torch.stack(outs)
+
+
+class FastNewGELU(NewGELUActivation):
+    """gelu_new (BigBird's activation) as torch's fused tanh GELU, one kernel
+    instead of six elementwise passes; Hugging Face's `PytorchGELUTanh`."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return F.gelu(input, approximate="tanh")
 
 
 class FastBigBirdSelfAttention(BigBirdSelfAttention):
@@ -592,6 +652,7 @@ _FAST = {
     BigBirdBlockSparseAttention: FastBigBirdBlockSparseAttention,
     BigBirdSelfAttention: FastBigBirdSelfAttention,
     ModernBertAttention: FastModernBertAttention,
+    NewGELUActivation: FastNewGELU,
 }
 _STOCK = {fast: stock for stock, fast in _FAST.items()}
 
