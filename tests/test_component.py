@@ -270,3 +270,16 @@ def test_fast_and_stock_attention_agree_and_the_choice_is_saved(trf_nlp, tiny_mo
 def test_unknown_attention_is_refused(trf_nlp, tiny_models):
     with pytest.raises(ValueError, match="attention must be one of"):
         trf_nlp(tiny_models("longformer"), attention="flash")
+
+
+def test_torch_compile_keeps_the_outputs(trf_nlp, tiny_models, notes):
+    from spacy_clinlong.models.fast_attention import encoder_layers
+
+    plain = trf_nlp(tiny_models("longformer"))
+    compiled = trf_nlp(tiny_models("longformer"), torch_compile=True)
+    layers = encoder_layers(compiled.get_pipe("transformer").model.transformer)
+    assert layers and all(layer._compiled_call_impl is not None for layer in layers)
+    text = notes[0]["text"]
+    a = plain(text)._.trf_data.model_output.last_hidden_state
+    b = compiled(text)._.trf_data.model_output.last_hidden_state
+    assert a.shape == b.shape and numpy.abs(a - b).max() <= 1e-4

@@ -60,7 +60,7 @@ def benchmark_cli(
     synth: int = typer.Option(8, "--synth", min=1, help="Synthetic notes, when --notes is not given"),
     min_words: int = typer.Option(0, "--min-words", min=0, help="Keep synthetic notes of at least this many words"),
     text_field: str = typer.Option("text", "--text-field", help="The JSONL key of the note"),
-    gpu_id: Optional[int] = typer.Option(None, "--gpu-id", help="GPU to run on (bf16/fp16); default CPU"),
+    gpu_id: Optional[int] = typer.Option(None, "--gpu-id", help="GPU to run on (bf16/fp16); default or -1: CPU"),
     plot_path: Optional[Path] = typer.Option(None, "--plot", help="Also draw words/s per system (PNG)"),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Timed passes over the notes per system"),
     warmup: int = typer.Option(2, "--warmup", min=0, help="Notes read once per system before timing"),
@@ -87,6 +87,8 @@ def benchmark_cli(
     """
     from .. import benchmark as bench
 
+    if gpu_id is not None and gpu_id < 0:
+        gpu_id = None
     if notes is not None:
         texts = _read_notes(notes, text_field)
     else:

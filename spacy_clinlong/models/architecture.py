@@ -42,6 +42,8 @@ class LongTransformerModel(HFModelAccess, Model):
     gradient_checkpointing (bool): Trade compute for memory when training.
     attention (str): "fast" (default): Longformer through spacy-clinlong's
         banded attention, same weights and outputs; "hf": Hugging Face's own.
+    torch_compile (bool): torch.compile each encoder layer (dynamic shapes)
+        once loaded; the first notes of each new shape pay for compiling.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class LongTransformerModel(HFModelAccess, Model):
         grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
         gradient_checkpointing: bool = False,
         attention: str = "fast",
+        torch_compile: bool = False,
     ):
         shim = new_shim(
             max_length=max_length,
@@ -67,6 +70,7 @@ class LongTransformerModel(HFModelAccess, Model):
             mixed_precision=mixed_precision,
             grad_scaler_config=grad_scaler_config,
             attention=attention,
+            torch_compile=torch_compile,
         )
         wrapper = Model("clinlong-hf", _wrapper_forward, shims=[shim])
         super().__init__(
@@ -84,6 +88,7 @@ class LongTransformerModel(HFModelAccess, Model):
                 "mixed_precision": bool(mixed_precision),
                 "gradient_checkpointing": bool(gradient_checkpointing),
                 "attention": attention,
+                "torch_compile": bool(torch_compile),
                 "has_transformer": False,
                 "facts": None,
                 # Read by nlp.replace_listeners; imported late (tok2vec imports us).
@@ -339,6 +344,7 @@ def create_long_transformer_model_v1(
     grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
     gradient_checkpointing: bool = False,
     attention: str = "fast",
+    torch_compile: bool = False,
 ) -> LongBatchT:
     """A Hugging Face encoder over whole clinical notes, for spacy-transformers'
     `transformer` component.
@@ -357,6 +363,7 @@ def create_long_transformer_model_v1(
     gradient_checkpointing (bool): Recompute activations in the backward pass.
     attention (str): "fast" for banded Longformer attention (same weights and
         outputs as Hugging Face's, less time and memory), "hf" for its own.
+    torch_compile (bool): torch.compile each encoder layer once loaded.
     RETURNS (Model[List[Doc], FullTransformerBatch]): The model.
     """
     return LongTransformerModel(
@@ -371,4 +378,5 @@ def create_long_transformer_model_v1(
         grad_scaler_config=grad_scaler_config,
         gradient_checkpointing=gradient_checkpointing,
         attention=attention,
+        torch_compile=torch_compile,
     )

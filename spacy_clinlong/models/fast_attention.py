@@ -719,3 +719,27 @@ def has_fast_attention(transformer) -> bool:
     """Whether `use_fast_attention` is on for this model."""
     first = next((m for m in transformer.modules() if type(m) in _FAST or type(m) in _STOCK), None)
     return type(first) in _STOCK
+
+
+def encoder_layers(transformer) -> list:
+    """The encoder layers of a loaded model (BERT-style `encoder.layer`, or
+    ModernBERT's `layers`)."""
+    base = transformer.base_model
+    encoder = getattr(base, "encoder", None)
+    if encoder is not None and hasattr(encoder, "layer"):
+        return list(encoder.layer)
+    return list(getattr(base, "layers", []))
+
+
+def compile_layers(transformer) -> int:
+    """`torch.compile` each encoder layer in place, with dynamic shapes (notes
+    vary in length). The weights and module structure stay; save_pretrained
+    and state dicts are unchanged.
+
+    transformer (PreTrainedModel): The model.
+    RETURNS (int): How many layers were compiled.
+    """
+    layers = encoder_layers(transformer)
+    for layer in layers:
+        layer.compile(dynamic=True)
+    return len(layers)

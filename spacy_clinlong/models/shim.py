@@ -23,6 +23,7 @@ class LongHFShim(PyTorchShim):
         ("AutoModelForQuestionAnswering"); None for AutoModel.
     attention (str): "fast" for spacy-clinlong's banded Longformer attention
         (same weights, same outputs), "hf" for Hugging Face's own.
+    torch_compile (bool): torch.compile each encoder layer once loaded.
     """
 
     def __init__(
@@ -33,10 +34,12 @@ class LongHFShim(PyTorchShim):
         grad_scaler_config: Optional[Dict[str, Any]] = None,
         auto_cls: Optional[str] = None,
         attention: str = "fast",
+        torch_compile: bool = False,
     ):
         self._hfmodel = model
         self._auto_cls = auto_cls
         self._attention = attention
+        self._torch_compile = torch_compile
         cfg = dict(grad_scaler_config or {})
         cfg.setdefault("enabled", mixed_precision)
         super().__init__(
@@ -47,10 +50,12 @@ class LongHFShim(PyTorchShim):
 
     def set_hf(self, tokenizer, transformer) -> None:
         """Install a loaded tokenizer and encoder, with the attention path chosen."""
-        from .fast_attention import use_fast_attention
+        from .fast_attention import compile_layers, use_fast_attention
 
         use_fast_attention(transformer, getattr(self, "_attention", "fast") == "fast")
         transformer.to(get_torch_default_device())
+        if getattr(self, "_torch_compile", False):
+            compile_layers(transformer)
         self._model = transformer
         self._hfmodel.tokenizer = tokenizer
         self._hfmodel.transformer = transformer
@@ -108,6 +113,7 @@ def new_shim(
     grad_scaler_config: Dict[str, Any],
     auto_cls: Optional[str] = None,
     attention: str = "fast",
+    torch_compile: bool = False,
 ) -> LongHFShim:
     """Check the settings every long-span model shares and make its (empty)
     shim; the weights load later, at initialize or from_disk.
@@ -120,6 +126,7 @@ def new_shim(
     grad_scaler_config (Dict[str, Any]): Gradient scaler settings.
     auto_cls (Optional[str]): The transformers Auto class; None for AutoModel.
     attention (str): "fast" (banded Longformer attention) or "hf".
+    torch_compile (bool): torch.compile each encoder layer once loaded.
     RETURNS (LongHFShim): The shim.
     """
     from .fast_attention import ATTENTION_CHOICES
@@ -137,6 +144,7 @@ def new_shim(
         grad_scaler_config=dict(grad_scaler_config),
         auto_cls=auto_cls,
         attention=attention,
+        torch_compile=torch_compile,
     )
 
 

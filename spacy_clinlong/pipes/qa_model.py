@@ -90,6 +90,8 @@ class LongQAModel(HFModelAccess, Model):
     gradient_checkpointing (bool): Trade compute for memory when training.
     attention (str): "fast" (default): Longformer through spacy-clinlong's
         banded attention, same weights and outputs; "hf": Hugging Face's own.
+    torch_compile (bool): torch.compile each encoder layer (dynamic shapes)
+        once loaded; the first notes of each new shape pay for compiling.
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class LongQAModel(HFModelAccess, Model):
         grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
         gradient_checkpointing: bool = False,
         attention: str = "fast",
+        torch_compile: bool = False,
     ):
         if max_query_length < 1:
             raise ValueError(f"max_query_length must be >= 1, got {max_query_length}")
@@ -118,6 +121,7 @@ class LongQAModel(HFModelAccess, Model):
             grad_scaler_config=grad_scaler_config,
             auto_cls=AUTO_CLS,
             attention=attention,
+            torch_compile=torch_compile,
         )
         wrapper = Model("clinlong-hf-qa", _wrapper_forward, shims=[shim])
         super().__init__(
@@ -134,6 +138,7 @@ class LongQAModel(HFModelAccess, Model):
                 "mixed_precision": bool(mixed_precision),
                 "gradient_checkpointing": bool(gradient_checkpointing),
                 "attention": attention,
+                "torch_compile": bool(torch_compile),
                 "has_transformer": False,
                 "facts": None,
                 "template": None,
@@ -337,6 +342,7 @@ def create_long_qa_model_v1(
     grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
     gradient_checkpointing: bool = False,
     attention: str = "fast",
+    torch_compile: bool = False,
 ) -> Model[List[QAQuery], QAOutput]:
     """An extractive QA model over whole notes, for the `clinlong_qa` component.
 
@@ -354,6 +360,7 @@ def create_long_qa_model_v1(
     gradient_checkpointing (bool): Recompute activations in the backward pass.
     attention (str): "fast" for banded Longformer attention (same weights and
         outputs as Hugging Face's, less time and memory), "hf" for its own.
+    torch_compile (bool): torch.compile each encoder layer once loaded.
     RETURNS (Model[List[QAQuery], QAOutput]): The model.
     """
     return LongQAModel(
@@ -368,4 +375,5 @@ def create_long_qa_model_v1(
         grad_scaler_config=grad_scaler_config,
         gradient_checkpointing=gradient_checkpointing,
         attention=attention,
+        torch_compile=torch_compile,
     )
