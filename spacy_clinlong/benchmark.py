@@ -128,11 +128,20 @@ class RssSampler:
         self._stop = threading.Event()
         self.start = self._process.memory_info().rss
         self.peak = self.start
+        self._window = self.start
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            self.peak = max(self.peak, self._process.memory_info().rss)
+            rss = self._process.memory_info().rss
+            self.peak = max(self.peak, rss)
+            self._window = max(self._window, rss)
+
+    def window_peak(self) -> int:
+        """The peak since the last call (or the start), and start a new window."""
+        rss = self._process.memory_info().rss
+        peak, self._window = max(self._window, rss), rss
+        return peak
 
     def __enter__(self) -> "RssSampler":
         self._thread.start()
@@ -500,28 +509,27 @@ def corpus_memory(
     warmup_fraction: float = 0.1,
     progress: Callable[[str], None] = lambda msg: None,
 ) -> Dict[str, Any]:
-    """RSS while a pipeline annotates a stream of notes the way `annotate`
-    does: docs gathered into DocBin shards of `shard_size`, each shard
-    serialized and let go.
+    """Peak RSS, segment by segment, while a pipeline annotates a stream of
+    notes the way `annotate` does: docs gathered into DocBin shards of
+    `shard_size`, each shard serialized and let go.
 
     nlp (Language): The pipeline.
     texts (Iterable[str]): The notes (at least n).
     n (int): Notes to annotate.
     shard_size (int): Docs held before a shard is serialized.
-    samples (int): RSS samples over the run.
-    warmup_fraction (float): RSS growth is measured from this fraction of n.
-    RETURNS (Dict[str, Any]): notes, samples [(notes done, RSS MB)], the RSS
-        after warm-up and at the end, growth (fraction), whether trf_data was
-        dropped, and the peak RSS.
+    samples (int): Segments of the run; each reports its peak RSS.
+    warmup_fraction (float): Growth is measured from the first segment that
+        ends after this fraction of n.
+    RETURNS (Dict[str, Any]): notes, seconds, per segment (notes done, peak
+        RSS MB in the segment), the peak after warm-up and in the last
+        segment, growth between them (fraction), and whether trf_data was left
+        on any doc.
     """
-    import psutil
     from spacy.tokens import DocBin
 
-    process = psutil.Process()
     every = max(1, n // samples)
     warm = max(1, int(n * warmup_fraction))
     series = []
-    after_warmup = None
     shard = DocBin(store_user_data=False)
     shard_bytes = 0
     held_trf = False
@@ -536,25 +544,23 @@ def corpus_memory(
             if len(shard) >= shard_size:
                 shard_bytes += len(shard.to_bytes())
                 shard = DocBin(store_user_data=False)
-            if done == warm:
-                after_warmup = process.memory_info().rss
             if done % every == 0 or done == n:
-                series.append((done, process.memory_info().rss / 2**20))
-                progress(f"{done}/{n} notes, RSS {series[-1][1]:,.0f} MB")
+                series.append((done, rss.window_peak() / 2**20))
+                progress(f"{done}/{n} notes, peak RSS {series[-1][1]:,.0f} MB")
         if len(shard):
             shard_bytes += len(shard.to_bytes())
-    end = process.memory_info().rss
-    after_warmup = after_warmup or end
+    after_warmup = next((mb for notes, mb in series if notes >= warm), series[-1][1])
+    last = series[-1][1]
     return {
         "notes": done,
         "seconds": time.perf_counter() - began,
         "shard_size": shard_size,
         "serialized_mb": shard_bytes / 2**20,
-        "rss_samples_mb": series,
-        "rss_after_warmup_mb": after_warmup / 2**20,
-        "rss_end_mb": end / 2**20,
-        "rss_peak_mb": rss.peak / 2**20,
-        "growth_after_warmup": (end - after_warmup) / after_warmup,
+        "segment_peak_rss_mb": series,
+        "peak_rss_after_warmup_mb": after_warmup,
+        "peak_rss_last_segment_mb": last,
+        "peak_rss_mb": rss.peak / 2**20,
+        "growth_after_warmup": (last - after_warmup) / after_warmup,
         "trf_data_left_on_docs": held_trf,
     }
 

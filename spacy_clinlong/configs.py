@@ -176,6 +176,8 @@ _BATCH_SIZE = {"ner": 16, "textcat_multilabel": 16, "qa": 8}
 _DROP = """
 [components.clinlong_drop_trf_data]
 factory = "clinlong_drop_trf_data"
+# docs between handing free heap memory back to the operating system; 0: never
+release_every = 256
 """
 
 

@@ -139,7 +139,7 @@ def benchmark_cli(
     if "corpus_memory" in report:
         mem = report["corpus_memory"]
         typer.echo(
-            f"corpus: {mem['notes']} notes, RSS {mem['rss_after_warmup_mb']:,.0f} MB after warm-up, "
-            f"{mem['rss_end_mb']:,.0f} MB at the end ({100 * mem['growth_after_warmup']:+.1f}%)"
+            f"corpus: {mem['notes']} notes, peak RSS {mem['peak_rss_after_warmup_mb']:,.0f} MB after warm-up, "
+            f"{mem['peak_rss_last_segment_mb']:,.0f} MB at the end ({100 * mem['growth_after_warmup']:+.1f}%)"
         )
     typer.echo(f"Report: {json_path}" + (f", plot: {plot_path}" if plot_path else ""))

@@ -35,6 +35,8 @@ def create_tok2vec_long_transformer_v1(
     mixed_precision: bool = False,
     grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
     gradient_checkpointing: bool = False,
+    attention: str = "fast",
+    torch_compile: bool = False,
 ) -> Model[List[Doc], List[Floats2d]]:
     """A component's own long-span transformer, giving one vector per token.
 
@@ -56,6 +58,8 @@ def create_tok2vec_long_transformer_v1(
         mixed_precision=mixed_precision,
         grad_scaler_config=grad_scaler_config,
         gradient_checkpointing=gradient_checkpointing,
+        attention=attention,
+        torch_compile=torch_compile,
     )
     # A chain of a chain, the structure replace_listener gives (see
     # spacy-transformers' Tok2VecTransformer.v3), so saved weights line up.
