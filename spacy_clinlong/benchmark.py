@@ -433,7 +433,7 @@ def plot(report: Dict[str, Any], path: Path) -> Path:
         if ratio is not None:
             ax.annotate(
                 f"{ratio:.2f}x",
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                (bar.get_x() + bar.get_width() / 2, s["words_per_s_max"]),
                 ha="center",
                 va="bottom",
                 xytext=(0, 3),
