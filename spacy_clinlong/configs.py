@@ -36,7 +36,8 @@ _ENCODER_SETTINGS = """# padded wordpieces per encoder call
 batch_wordpieces = 16384
 mixed_precision = false
 gradient_checkpointing = false
-# "fast": banded Longformer attention, Hugging Face's weights and outputs; "hf": its own
+# "fast": attention computing only what Longformer, BigBird and ModernBERT need, with
+# Hugging Face's weights and outputs; "hf": Hugging Face's own code
 attention = "fast"
 tokenizer_config = {{"use_fast": true}}
 transformer_config = {{}}

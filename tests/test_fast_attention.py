@@ -193,7 +193,8 @@ def _bigbird_pair(attention_type="block_sparse", random_blocks=3, hidden=64, hea
     return stock, fast
 
 
-def _assert_bigbird_same(stock, fast, lengths):
+def _assert_same_from_mask(stock, fast, lengths):
+    """Same hidden states on unpadded positions, from input_ids and attention_mask."""
     gen = torch.Generator().manual_seed(len(lengths))
     ids = torch.zeros((len(lengths), max(lengths)), dtype=torch.long)
     mask = torch.zeros_like(ids)
@@ -203,7 +204,7 @@ def _assert_bigbird_same(stock, fast, lengths):
     with torch.inference_mode():
         want = stock(input_ids=ids, attention_mask=mask).last_hidden_state
         got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
-    assert stock.attention_type == fast.attention_type
+    assert getattr(stock, "attention_type", None) == getattr(fast, "attention_type", None)
     for row, n in enumerate(lengths):
         diff = (got[row, :n] - want[row, :n]).abs().max().item()
         assert diff < TOL, (lengths, row, diff)
@@ -213,19 +214,19 @@ def _assert_bigbird_same(stock, fast, lengths):
 @pytest.mark.parametrize("lengths", [[197], [1000, 700], [4096], [4096, 2900, 300]])
 def test_fast_bigbird_block_sparse_equals_hugging_face(random_blocks, lengths):
     stock, fast = _bigbird_pair(random_blocks=random_blocks)
-    _assert_bigbird_same(stock, fast, lengths)
+    _assert_same_from_mask(stock, fast, lengths)
     assert fast.attention_type == "block_sparse"
 
 
 def test_fast_bigbird_base_width():
     stock, fast = _bigbird_pair(hidden=768, heads=12, block=64, layers=1)
-    _assert_bigbird_same(stock, fast, [4096, 1500])
+    _assert_same_from_mask(stock, fast, [4096, 1500])
 
 
 @pytest.mark.parametrize("lengths", [[100], [500, 37]])
 def test_fast_bigbird_full_attention_equals_hugging_face(lengths):
     stock, fast = _bigbird_pair(attention_type="original_full")
-    _assert_bigbird_same(stock, fast, lengths)
+    _assert_same_from_mask(stock, fast, lengths)
 
 
 def test_bigbird_pipeline_keeps_the_fast_path_across_attention_switches(trf_nlp, tiny_models):
@@ -265,21 +266,11 @@ def _modernbert_pair(hidden=64, heads=2, layers=4, local=16):
 @pytest.mark.parametrize("lengths", [[100], [1000, 700], [8192], [300, 37]])
 def test_fast_modernbert_equals_hugging_face(lengths):
     stock, fast = _modernbert_pair()
-    gen = torch.Generator().manual_seed(0)
-    ids = torch.zeros((len(lengths), max(lengths)), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, n in enumerate(lengths):
-        ids[row, :n] = torch.randint(5, 300, (n,), generator=gen)
-        mask[row, :n] = 1
+    _assert_same_from_mask(stock, fast, lengths)
+    # output_attentions takes Hugging Face's eager path (and its square masks).
     with torch.inference_mode():
-        want = stock(input_ids=ids, attention_mask=mask).last_hidden_state
-        got = fast(input_ids=ids, attention_mask=mask).last_hidden_state
-        # output_attentions takes Hugging Face's eager path (and its square masks).
-        eager = fast(input_ids=ids[:1, :64], attention_mask=mask[:1, :64], output_attentions=True)
+        eager = fast(input_ids=torch.randint(5, 300, (1, 64)), output_attentions=True)
     assert eager.attentions is not None
-    for row, n in enumerate(lengths):
-        diff = (got[row, :n] - want[row, :n]).abs().max().item()
-        assert diff < TOL, (lengths, row, diff)
     assert "_update_attention_mask" in fast.__dict__
     use_fast_attention(fast, False)
     assert "_update_attention_mask" not in fast.__dict__ and not has_fast_attention(fast)

@@ -40,8 +40,9 @@ class LongTransformerModel(HFModelAccess, Model):
     mixed_precision (bool): bf16 (or fp16) autocast on GPU; CPU stays fp32.
     grad_scaler_config (Dict[str, Any]): Gradient scaling for fp16 training.
     gradient_checkpointing (bool): Trade compute for memory when training.
-    attention (str): "fast" (default): Longformer through spacy-clinlong's
-        banded attention, same weights and outputs; "hf": Hugging Face's own.
+    attention (str): "fast" (default): Longformer, BigBird and ModernBERT
+        through spacy-clinlong's attention, same weights and outputs; "hf":
+        Hugging Face's own.
     torch_compile (bool): torch.compile each encoder layer (dynamic shapes)
         once loaded; the first notes of each new shape pay for compiling.
     """
@@ -361,8 +362,9 @@ def create_long_transformer_model_v1(
     mixed_precision (bool): bf16/fp16 autocast on GPU.
     grad_scaler_config (Dict[str, Any]): Gradient scaler settings (fp16).
     gradient_checkpointing (bool): Recompute activations in the backward pass.
-    attention (str): "fast" for banded Longformer attention (same weights and
-        outputs as Hugging Face's, less time and memory), "hf" for its own.
+    attention (str): "fast" for attention that computes only what Longformer,
+        BigBird and ModernBERT need (same weights and outputs as Hugging
+        Face's, less time and memory), "hf" for its own.
     torch_compile (bool): torch.compile each encoder layer once loaded.
     RETURNS (Model[List[Doc], FullTransformerBatch]): The model.
     """

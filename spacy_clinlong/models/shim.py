@@ -21,8 +21,9 @@ class LongHFShim(PyTorchShim):
     grad_scaler_config (dict): PyTorchGradScaler settings for fp16 training.
     auto_cls (Optional[str]): The transformers Auto class the model loads with
         ("AutoModelForQuestionAnswering"); None for AutoModel.
-    attention (str): "fast" for spacy-clinlong's banded Longformer attention
-        (same weights, same outputs), "hf" for Hugging Face's own.
+    attention (str): "fast" for spacy-clinlong's Longformer, BigBird and
+        ModernBERT attention (same weights, same outputs), "hf" for Hugging
+        Face's own.
     torch_compile (bool): torch.compile each encoder layer once loaded.
     """
 
@@ -125,7 +126,7 @@ def new_shim(
     mixed_precision (bool): Mixed precision on GPU.
     grad_scaler_config (Dict[str, Any]): Gradient scaler settings.
     auto_cls (Optional[str]): The transformers Auto class; None for AutoModel.
-    attention (str): "fast" (banded Longformer attention) or "hf".
+    attention (str): "fast" (spacy-clinlong's attention paths) or "hf".
     torch_compile (bool): torch.compile each encoder layer once loaded.
     RETURNS (LongHFShim): The shim.
     """
