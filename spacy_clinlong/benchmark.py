@@ -15,6 +15,7 @@ with wordpieces/s, p50/p95 latency per note (the time of the batch that holds
 it), peak RSS and CUDA max allocated. Models are random-weight stand-ins built
 by `make-model` (speed does not depend on the weights) unless given.
 """
+import itertools
 import json
 import os
 import platform
@@ -536,7 +537,7 @@ def corpus_memory(
     done = 0
     began = time.perf_counter()
     with RssSampler() as rss:
-        for doc in nlp.pipe(_take(texts, n), batch_size=8):
+        for doc in nlp.pipe(itertools.islice(texts, n), batch_size=8):
             if doc.has_extension("trf_data") and doc._.get("trf_data") is not None:
                 held_trf = True
             shard.add(doc)
@@ -563,10 +564,3 @@ def corpus_memory(
         "growth_after_warmup": (last - after_warmup) / after_warmup,
         "trf_data_left_on_docs": held_trf,
     }
-
-
-def _take(texts: Iterable[str], n: int) -> Iterable[str]:
-    for i, text in enumerate(texts):
-        if i >= n:
-            return
-        yield text

@@ -166,11 +166,14 @@ def run_batch(
             transformer, longest
         )
         # base_model: the encoder itself, or the one under a task head (QA).
-        # Switching makes new stock attention modules: keep the fast path on.
-        fast = has_fast_attention(transformer)
-        transformer.base_model.set_attention_type("block_sparse" if sparse else "original_full")
-        if fast:
-            use_fast_attention(transformer)
+        # A switch makes new stock attention modules: keep the fast path on.
+        base = transformer.base_model
+        wanted = "block_sparse" if sparse else "original_full"
+        if base.attention_type != wanted:
+            fast = has_fast_attention(transformer)
+            base.set_attention_type(wanted)
+            if fast:
+                use_fast_attention(transformer)
     multiple = pad_multiple(transformer, facts) if facts.model_type == "longformer" else None
     kwargs = batch_tensors(windows, facts, device, sparse=sparse, multiple=multiple)
     dtype = autocast_dtype(device, mixed_precision)

@@ -110,6 +110,24 @@ def _modernbert_visible(mask: torch.Tensor) -> torch.Tensor:
     return mask[:, 0, -1, :] == 0
 
 
+def _geometry(length: int, window: int, block: int) -> Tuple[int, int, int, int, int]:
+    """Blocks of a banded attention: block size, key blocks on each side,
+    query blocks, padding to whole blocks, keys per neighbourhood."""
+    block = int(block)
+    sides = -(-window // block)
+    n_blocks = -(-length // block)
+    return block, sides, n_blocks, n_blocks * block - length, (2 * sides + 1) * block
+
+
+def _allowed(key_is_local: torch.Tensor, window: int, block: int) -> torch.Tensor:
+    """Which keys of its neighbourhood each query may see: inside the band and
+    visible. RETURNS (torch.Tensor): (batch, n_blocks, block, span) bool."""
+    block, sides, n_blocks, extra, span = _geometry(key_is_local.shape[1], window, block)
+    visible = F.pad(key_is_local, (sides * block, sides * block + extra), value=False)
+    visible = visible.unfold(1, span, block)  # (batch, n_blocks, span)
+    return band_mask(block, sides, window, key_is_local.device)[None, None] & visible[:, :, None, :]
+
+
 def band_mask(block: int, sides: int, window: int, device) -> torch.Tensor:
     """Which keys of a block's neighbourhood each query of the block may see.
 
@@ -157,11 +175,7 @@ def banded_attention(
     if _FLASH_CPU is not None and query.device.type == "cpu" and not torch.is_grad_enabled() and not dropout:
         return _banded_attention_views(query, key, value, key_is_local, window, block=block, slots=slots)
     batch, length, heads, dim = query.shape
-    block = int(block or max(1, window // 2))
-    sides = -(-window // block)
-    n_blocks = -(-length // block)
-    extra = n_blocks * block - length
-    span = (2 * sides + 1) * block
+    block, sides, n_blocks, extra, span = _geometry(length, window, block or max(1, window // 2))
 
     has_globals = slots is not None and slots[0].shape[1] > 0
     n_global = slots[0].shape[1] if has_globals else 0
@@ -184,10 +198,7 @@ def banded_attention(
     q = q.permute(0, 1, 3, 2, 4).reshape(batch * n_blocks, heads, block, dim)
     k = blocks_of_keys(key)
     v = blocks_of_keys(value)
-    visible = F.pad(key_is_local, (sides * block, sides * block + extra), value=False)
-    visible = visible.unfold(1, span, block)  # (batch, n_blocks, span)
-    mask = band_mask(block, sides, window, query.device)[None, None] & visible[:, :, None, :]
-    mask = mask.expand(batch, n_blocks, block, span)
+    mask = _allowed(key_is_local, window, block).expand(batch, n_blocks, block, span)
     if has_globals:
         seen = slots[1][:, None, None, :].expand(batch, n_blocks, block, n_global)
         mask = torch.cat([seen, mask], dim=-1)
@@ -210,24 +221,19 @@ _FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cp
 _BAND_CACHE: Tuple[Optional[torch.Tensor], Optional[tuple], Optional[list]] = (None, None, None)
 
 
-def _band_biases(key_is_local: torch.Tensor, window: int, block: int, sides: int, n_blocks: int, dtype) -> list:
+def _band_biases(key_is_local: torch.Tensor, window: int, block: int, dtype) -> list:
     """Per batch row, the additive mask (1, n_blocks, block, span) of the band
     and the visible keys; cached for the layers of one forward pass."""
     global _BAND_CACHE
-    settings = (window, block, sides, n_blocks, dtype)
+    settings = (window, block, dtype)
     cached_key, cached_settings, cached = _BAND_CACHE
     if cached_key is key_is_local and cached_settings == settings:
         return cached
-    span = (2 * sides + 1) * block
-    length = key_is_local.shape[1]
-    extra = n_blocks * block - length
-    band = band_mask(block, sides, window, key_is_local.device)
-    visible = F.pad(key_is_local, (sides * block, sides * block + extra), value=False).unfold(1, span, block)
+    allowed = _allowed(key_is_local, window, block)  # (batch, n_blocks, block, span)
     biases = []
     for row in range(key_is_local.shape[0]):
-        allowed = band[None] & visible[row][:, None, :]  # (n_blocks, block, span)
-        bias = torch.zeros(allowed.shape, dtype=dtype, device=key_is_local.device)
-        biases.append(bias.masked_fill_(~allowed, float("-inf"))[None])
+        bias = torch.zeros(allowed.shape[1:], dtype=dtype, device=key_is_local.device)
+        biases.append(bias.masked_fill_(~allowed[row], float("-inf"))[None])
     _BAND_CACHE = (key_is_local, settings, biases)
     return biases
 
@@ -241,14 +247,10 @@ def _banded_attention_views(query, key, value, key_is_local, window, *, block=No
     scores are merged in after.
     """
     batch, length, heads, dim = query.shape
-    block = int(block or max(1, window // 4))
-    sides = -(-window // block)
-    n_blocks = -(-length // block)
-    extra = n_blocks * block - length
-    span = (2 * sides + 1) * block
+    block, sides, n_blocks, extra, span = _geometry(length, window, block or max(1, window // 4))
     scale = 1.0 / math.sqrt(dim)
     # The same key_is_local tensor in every layer of a pass (visible_keys).
-    biases = _band_biases(key_is_local, window, block, sides, n_blocks, query.dtype)
+    biases = _band_biases(key_is_local, window, block, query.dtype)
     rows = []
     for row in range(batch):
         q = F.pad(query[row].transpose(0, 1), (0, 0, 0, extra)).view(heads, n_blocks, block, dim)
@@ -269,14 +271,29 @@ def _banded_attention_views(query, key, value, key_is_local, window, *, block=No
         g_value = value.gather(1, index).transpose(1, 2)
         scores = torch.einsum("bhld,bhgd->bhlg", query.transpose(1, 2), g_key) * scale
         scores = scores.masked_fill(~valid[:, None, None, :], float("-inf"))
-        top = torch.maximum(lse, scores.amax(dim=-1))
-        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-        local_weight = torch.exp(lse - top)
-        global_weight = torch.exp(scores - top[..., None])
-        local_part = torch.where(local_weight[..., None] > 0, out * local_weight[..., None], torch.zeros_like(out))
-        total = local_weight + global_weight.sum(dim=-1)
-        out = (local_part + torch.matmul(global_weight, g_value)) / total[..., None]
+        out = _merge_extra_keys(out, lse, scores, g_value)
     return out.transpose(1, 2)
+
+
+def _merge_extra_keys(out: torch.Tensor, lse: torch.Tensor, scores: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Attention over a band plus extra keys, from the band's own attention.
+
+    out (torch.Tensor): (..., queries, dim): attention output over the band.
+    lse (torch.Tensor): (..., queries): log-sum-exp of the band's scores.
+    scores (torch.Tensor): (..., queries, extra): scaled scores (with any
+        additive mask) of the extra keys.
+    values (torch.Tensor): (..., extra, dim): their values.
+    RETURNS (torch.Tensor): (..., queries, dim): the softmax over band and
+        extra keys together. A query that sees nothing gets an arbitrary row.
+    """
+    top = torch.maximum(lse, scores.amax(dim=-1))
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    band_weight = torch.exp(lse - top)
+    extra_weight = torch.exp(scores - top[..., None])
+    # A band that saw nothing has a NaN output and zero weight.
+    band_part = torch.where(band_weight[..., None] > 0, out * band_weight[..., None], torch.zeros_like(out))
+    total = band_weight + extra_weight.sum(dim=-1)
+    return (band_part + torch.matmul(extra_weight, values)) / total[..., None]
 
 
 class FastLongformerSelfAttention(LongformerSelfAttention):
@@ -528,12 +545,7 @@ class FastBigBirdBlockSparseAttention(BigBirdBlockSparseAttention):
             g_ok = torch.cat([keys_ok[row, :block], keys_ok[row, -block:]])
             g_bias = g_bias.masked_fill(~g_ok, _BIGBIRD_PENALTY)
             scores = torch.matmul(q.view(heads, n_mid * block, dim), g_key.transpose(1, 2)) * scale + g_bias
-            top = torch.maximum(lse, scores.amax(dim=-1))
-            band_weight = torch.exp(lse - top)
-            g_weight = torch.exp(scores - top[..., None])
-            total = band_weight + g_weight.sum(dim=-1)
-            mixed = band * band_weight[..., None] + torch.matmul(g_weight, g_value)
-            outs.append(mixed / total[..., None])
+            outs.append(_merge_extra_keys(band, lse, scores, g_value))
         return torch.stack(outs)
 
 
