@@ -100,6 +100,14 @@ def test_cli_writes_json_and_plot(tiny_dirs, texts, tmp_path):
     assert "longformer_vs_strided" in result.output
 
 
+def test_cli_missing_model_directory_is_named(tmp_path):
+    result = CliRunner().invoke(
+        app, ["benchmark", "--model", f"bert={tmp_path / 'missing'}", "--json", str(tmp_path / "r.json")]
+    )
+    text = " ".join(result.output.replace("│", " ").split())  # unwrap rich's error box
+    assert result.exit_code != 0 and "does not exist" in text
+
+
 def test_cli_bad_notes_file_names_the_line_not_the_text(tmp_path):
     notes = tmp_path / "notes.jsonl"
     secret = "Patient Jane Doe has HIV"

@@ -40,14 +40,20 @@ def _read_notes(path: Path, text_field: str) -> List[str]:
     return texts
 
 
-def _parse_models(values: Optional[List[str]]) -> Dict[str, Path]:
+def _parse_models(values: Optional[List[str]]) -> Dict[str, str]:
+    from ..models.hf_loading import ModelLoadError, _resolve_source
+
     found = {}
     for value in values or []:
         arch, sep, where = value.partition("=")
         if not sep or arch not in ("longformer", "bigbird", "modernbert", "bert") or not where:
             raise typer.BadParameter(f"--model takes ARCH=DIR_OR_HUB_ID with ARCH one of longformer, bigbird, "
                                      f"modernbert, bert; got {value!r}")
-        found[arch] = Path(where) if Path(where).exists() else where
+        try:
+            # A local directory or a hub id, checked as every model load checks it.
+            found[arch] = _resolve_source(where)
+        except ModelLoadError as err:
+            raise typer.BadParameter(str(err)) from None
     return found
 
 
