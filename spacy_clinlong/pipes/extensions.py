@@ -10,6 +10,8 @@ runs when a pipe module is imported, so `spacy.load` of a pipeline that holds
   `doc.user_data` as token offsets and scores (plain data), so a DocBin with
   `store_user_data=True` keeps the answers.
 - `Span._.score` (Optional[float]): the answer's score; None elsewhere.
+- `Doc._.note_id` (Any): the note's id where the annotate command set it
+  (DocBin output); None elsewhere.
 """
 from typing import List, Optional
 
@@ -19,13 +21,15 @@ ANSWERS_KEY = "clinlong_answers"
 
 
 def install_extensions() -> None:
-    """Declare Doc._.questions, Doc._.answers and Span._.score, once."""
+    """Declare Doc._.questions, Doc._.answers, Doc._.note_id and Span._.score, once."""
     if not Doc.has_extension("questions"):
         Doc.set_extension("questions", default=None)
     if not Doc.has_extension("answers"):
         Doc.set_extension("answers", getter=_get_answers, setter=_set_answers)
     if not Span.has_extension("score"):
         Span.set_extension("score", default=None)
+    if not Doc.has_extension("note_id"):
+        Doc.set_extension("note_id", default=None)
 
 
 def _get_answers(doc: Doc) -> Optional[List[Optional[Span]]]:

@@ -1,0 +1,182 @@
+"""The two engines that annotate a job's pending shards: one local process, or Ray Data.
+
+Both load the pipeline the same way (`load_pipeline`) and annotate a shard the
+same way (`annotate_shard`): only who runs which shard differs, so their
+output is the same (on the same kind of device and thread count).
+"""
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from .job import Job, JobSpec
+from .records import NoteInput
+from .shard import annotate_shard, load_pipeline
+
+ENGINES = ("local", "ray")
+BAR_FORMAT = "{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} notes [{elapsed}<{remaining}, {rate_fmt}]"
+
+
+def progress_bar(total: int, initial: int, *, enabled: bool = True):
+    """RETURNS (tqdm): A bar counting notes, with notes/s and the time left."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="notes", bar_format=BAR_FORMAT, disable=not enabled,
+                file=sys.stderr, dynamic_ncols=True, mininterval=1.0, smoothing=0.05)
+
+
+def default_threads(workers: int) -> int:
+    """RETURNS (int): Torch threads per worker: the machine's cores shared among the workers."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def run_local(job: Job, *, gpu_id: int, threads: Optional[int], bar) -> None:
+    """Annotate the pending shards in this process, in order."""
+    spec = job.spec
+    nlp = load_pipeline(spec.model, gpu_id=gpu_id, threads=threads, max_chars=spec.max_chars)
+    check_pipeline(nlp, spec)
+    for shard in job.pending():
+        entry = annotate_shard(nlp, job.source, shard, work_dir=job.dir, fmt=spec.fmt, batch_size=spec.batch_size,
+                               max_chars=spec.max_chars, questions=spec.questions or None, on_notes=bar.update)
+        job.record(entry)
+
+
+def check_pipeline(nlp, spec: JobSpec) -> None:
+    """Refuse questions for a pipeline that cannot answer them."""
+    if spec.questions and not any(factory == "clinlong_qa" for factory in _factories(nlp)):
+        raise ValueError("--questions needs a pipeline with a clinlong_qa component; "
+                         f"this one has: {', '.join(nlp.pipe_names) or 'no components'}.")
+
+
+def _factories(nlp) -> List[str]:
+    return [nlp.get_pipe_meta(name).factory for name in nlp.pipe_names]
+
+
+class ShardWorker:
+    """A Ray Data actor: one pipeline per worker, annotating whole shards.
+
+    spec (Dict[str, Any]): The JobSpec's fields.
+    work_dir (str): The job's work directory (on storage every node can reach).
+    gpu (bool): Use the GPU Ray gave this actor.
+    threads (int): Torch threads on CPU.
+    """
+
+    def __init__(self, spec: Dict[str, Any], work_dir: str, gpu: bool, threads: int) -> None:
+        from pathlib import Path
+
+        self.spec = JobSpec(**spec)
+        self.work_dir = Path(work_dir)
+        self.source = NoteInput(Path(self.spec.input), id_field=self.spec.id_field, text_field=self.spec.text_field)
+        # Ray hides all but this actor's GPUs, so the one it was given is device 0.
+        self.nlp = load_pipeline(self.spec.model, gpu_id=0 if gpu else -1, threads=None if gpu else threads,
+                                 max_chars=self.spec.max_chars)
+
+    def __call__(self, batch: Dict[str, Any]) -> Dict[str, List[str]]:
+        entries = []
+        for item in batch["shard"]:
+            shard = json.loads(item)
+            entry = annotate_shard(self.nlp, self.source, shard, work_dir=self.work_dir, fmt=self.spec.fmt,
+                                   batch_size=self.spec.batch_size, max_chars=self.spec.max_chars,
+                                   questions=self.spec.questions or None)
+            entries.append(json.dumps(entry))
+        return {"entry": entries}
+
+
+def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[int], bar,
+            address: Optional[str] = None) -> None:
+    """Annotate the pending shards with a Ray Data actor pool, one pipeline per worker.
+
+    On one machine (no RAY_ADDRESS, no `address`, no running `ray start`)
+    this starts a local Ray instance and stops it afterwards. Every node
+    must have the package, the pipeline and the input at the same paths,
+    and see the work directory (shared storage).
+    """
+    try:
+        import ray
+        import ray.data
+    except ImportError as err:
+        raise ValueError("--engine ray needs Ray Data: pip install 'spacy-clinlong[ray]'.") from err
+    spec = job.spec
+    pending = job.pending()
+    if not pending:
+        return
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True,
+                 configure_logging=True)
+    try:
+        if spec.questions:
+            check_pipeline(load_pipeline(spec.model, max_chars=spec.max_chars), spec)
+        gpu = gpu_id >= 0
+        if workers is None:
+            workers = max(1, int(ray.cluster_resources().get("GPU", 0))) if gpu else 1
+        threads = threads or default_threads(workers)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.execution_options.preserve_order = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        items = [{"shard": json.dumps(shard)} for shard in pending]
+        dataset = ray.data.from_items(items, override_num_blocks=len(items))
+        resources = {"num_gpus": 1} if gpu else {"num_cpus": threads}
+        annotated = dataset.map_batches(
+            ShardWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
+            fn_constructor_kwargs={"spec": _fields(spec), "work_dir": str(job.dir.resolve()), "gpu": gpu,
+                                   "threads": threads},
+            **resources)
+        for row in annotated.iter_rows():
+            entry = json.loads(row["entry"])
+            job.record(entry)
+            bar.update(entry["notes"] + entry["failed"])
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _fields(spec: JobSpec) -> Dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(spec)
+
+
+def annotate(spec: JobSpec, *, engine: str = "local", gpu_id: int = -1, workers: Optional[int] = None,
+             threads: Optional[int] = None, progress: bool = True, ray_address: Optional[str] = None,
+             echo=print) -> Dict[str, Any]:
+    """Run (or resume) an annotation job to the end.
+
+    spec (JobSpec): What to annotate, with what, into where.
+    engine (str): "local" (this process) or "ray" (a Ray Data actor pool).
+    gpu_id (int): GPU for the local engine; with Ray, >= 0 gives each worker a GPU.
+    workers (Optional[int]): Ray workers (default: one per GPU, or 1 on CPU).
+    threads (Optional[int]): Torch threads per CPU worker (default: cores / workers).
+    progress (bool): Show the progress bar (on stderr).
+    ray_address (Optional[str]): A Ray cluster to join (default: RAY_ADDRESS, or a local instance).
+    echo (Callable[[str], None]): Where status lines go.
+    RETURNS (Dict[str, Any]): The job's summary (counts only).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
+    if engine == "local" and workers not in (None, 1):
+        raise ValueError("The local engine runs one pipeline in this process; for more workers use --engine ray "
+                         "(it starts a local Ray instance on one machine).")
+    job = Job(spec)
+    job.prepare()
+    counts = job.counts()
+    if job.complete:
+        echo(f"Already complete: {job.dir}")
+        return job.finish()
+    resumed = counts["shards_done"] > 0
+    echo(f"{'Resuming' if resumed else 'Planned'}: {counts['records']:,} records in {counts['shards']:,} shards; "
+         f"{counts['notes']:,} notes to annotate, {counts['bad']:,} bad records"
+         + (f"; {counts['shards_done']:,} shards ({counts['notes_done']:,} notes) already done" if resumed else ""))
+    start = time.perf_counter()
+    with progress_bar(counts["notes"], counts["notes_done"], enabled=progress) as bar:
+        if engine == "local":
+            run_local(job, gpu_id=gpu_id, threads=threads, bar=bar)
+        else:
+            run_ray(job, workers=workers, gpu_id=gpu_id, threads=threads, bar=bar, address=ray_address)
+    seconds = time.perf_counter() - start
+    done = job.counts()["notes_done"] - counts["notes_done"]
+    echo(f"{done:,} notes in {seconds:,.1f} s ({done / max(seconds, 1e-9):,.1f} notes/s)")
+    return job.finish()

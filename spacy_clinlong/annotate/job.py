@@ -1,0 +1,286 @@
+"""A resumable annotation job: its settings, plan, manifest and final output.
+
+The work directory (OUTPUT itself, or OUTPUT.parts for a single JSONL file):
+
+    job.json        the settings that must not change between runs, and the input's fingerprint
+    plan.jsonl      the shards (a header line, then one line per shard), written once, atomically
+    manifest.jsonl  one line per finished shard, appended and fsynced after its files are in place
+    notes-NNNNNN.jsonl | .spacy, errors-NNNNNN.jsonl   each shard's files, written atomically
+    errors.jsonl, summary.json                          once every shard is done
+
+A shard counts as done only once its manifest line is whole, so a job killed
+at any moment (even `kill -9`) and started again redoes at most the shards
+that were in flight, overwriting any file they left; since a shard always
+gets the same notes in the same batches, the output is the same as an
+uninterrupted run's, with every note exactly once.
+"""
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+from ..about import __version__
+from .records import NoteInput, shard_plan
+from .shard import FORMATS, errors_file, fsync_dir, write_atomic
+
+JOB_FILE, PLAN_FILE, MANIFEST_FILE, SUMMARY_FILE, ERRORS_FILE = (
+    "job.json", "plan.jsonl", "manifest.jsonl", "summary.json", "errors.jsonl")
+
+
+class JobError(ValueError):
+    """A job that cannot start or resume as asked (the message says why and what to do)."""
+
+
+@dataclass
+class JobSpec:
+    """What a job does. Every field but `output` must be the same when it resumes.
+
+    model (str): An installed pipeline's name or a path.
+    input (str): A directory of .txt, or a .jsonl, .csv or .parquet file.
+    output (str): A directory (shards), or a .jsonl file (one file at the end).
+    fmt (str): "jsonl" or "docbin" (DocBin needs a directory OUTPUT).
+    shard_size (int): Records per shard: the unit of resuming and of Ray work.
+    batch_size (int): Notes per nlp.pipe batch.
+    max_chars (int): Longer notes are reported as too_long.
+    id_field (str): JSONL key or CSV/Parquet column with the note id.
+    text_field (str): JSONL key or CSV/Parquet column with the text.
+    questions (List[str]): Asked of every note, for a pipeline with clinlong_qa.
+    """
+
+    model: str
+    input: str
+    output: str
+    fmt: str = "jsonl"
+    shard_size: int = 1000
+    batch_size: int = 32
+    max_chars: int = 1_000_000
+    id_field: str = "id"
+    text_field: str = "text"
+    questions: List[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.fmt not in FORMATS:
+            raise JobError(f"--format must be one of {', '.join(FORMATS)}, got {self.fmt!r}.")
+        for name in ("shard_size", "batch_size", "max_chars"):
+            if getattr(self, name) < 1:
+                raise JobError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.single_file and self.fmt != "jsonl":
+            raise JobError(f"OUTPUT {self.output!r} is a .jsonl file; DocBin shards need a directory.")
+
+    @property
+    def single_file(self) -> bool:
+        """RETURNS (bool): Whether OUTPUT is one JSONL file (merged from the shards at the end)."""
+        return Path(self.output).suffix.lower() in (".jsonl", ".ndjson")
+
+    @property
+    def work_dir(self) -> Path:
+        """RETURNS (Path): Where the job keeps its shards, plan and manifest."""
+        out = Path(self.output)
+        return out.with_name(out.name + ".parts") if self.single_file else out
+
+    @property
+    def errors_path(self) -> Path:
+        """RETURNS (Path): The errors file users read (one JSON line per bad record)."""
+        out = Path(self.output)
+        return out.with_name(out.stem + ".errors.jsonl") if self.single_file else out / ERRORS_FILE
+
+    def identity(self) -> Dict[str, Any]:
+        """RETURNS (Dict[str, Any]): What a resumed run must share with the first one."""
+        data = asdict(self)
+        data.pop("output")
+        model = Path(self.model)
+        data["model"] = str(model.resolve()) if model.exists() else self.model
+        data["input"] = str(Path(self.input).resolve())
+        return data
+
+
+class Job:
+    """Plan, resume and finish an annotation job in its work directory.
+
+    spec (JobSpec): What the job does.
+    """
+
+    def __init__(self, spec: JobSpec) -> None:
+        self.spec = spec
+        self.dir = spec.work_dir
+        self.source = NoteInput(Path(spec.input), id_field=spec.id_field, text_field=spec.text_field)
+        self.shards: List[Dict[str, Any]] = []
+        self.done: Dict[int, Dict[str, Any]] = {}
+
+    # Starting and resuming ----------------------------------------------------
+
+    def prepare(self) -> None:
+        """Start the job, or pick it up where it stopped.
+
+        RAISES (JobError): When OUTPUT holds something else, or a different job,
+            or the input changed since the job started.
+        """
+        job_path = self.dir / JOB_FILE
+        if job_path.exists():
+            self._check_same(json.loads(job_path.read_text()))
+        else:
+            self._check_fresh()
+            self.dir.mkdir(parents=True, exist_ok=True)
+            info = {"spacy_clinlong": __version__, "job": self.spec.identity(), "input": self.source.fingerprint()}
+            write_atomic(job_path, json.dumps(info, indent=2).encode())
+        out = Path(self.spec.output)
+        stale = list(self.dir.glob("*.tmp-*"))
+        if self.spec.single_file:
+            stale += [*out.parent.glob(out.name + ".tmp-*"), *out.parent.glob(self.spec.errors_path.name + ".tmp-*")]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        if not (self.dir / PLAN_FILE).exists():
+            self._write_plan()
+        self.shards = self._read_plan()
+        self.done = self._read_manifest()
+
+    def _check_fresh(self) -> None:
+        out = Path(self.spec.output)
+        if self.spec.single_file and out.exists():
+            raise JobError(f"OUTPUT {str(out)!r} exists and no job in {str(self.dir)!r} made it; "
+                           "choose a new OUTPUT or remove it.")
+        if self.dir.exists() and (not self.dir.is_dir() or any(self.dir.iterdir())):
+            raise JobError(f"OUTPUT {str(self.dir)!r} exists and is not an annotate job; "
+                           "choose a new OUTPUT or remove it.")
+
+    def _check_same(self, info: Dict[str, Any]) -> None:
+        ours = self.spec.identity()
+        changed = sorted(key for key in set(ours) | set(info.get("job", {})) if info["job"].get(key) != ours.get(key))
+        if changed:
+            raise JobError(f"{str(self.dir)!r} holds a job started with other settings ({', '.join(changed)}); "
+                           "resume it with the same arguments, or choose a new OUTPUT.")
+        if not (self.dir / SUMMARY_FILE).exists() and self.source.fingerprint() != info["input"]:
+            raise JobError(f"The input {self.spec.input!r} changed since the job in {str(self.dir)!r} started; "
+                           "choose a new OUTPUT to annotate it afresh.")
+
+    def _write_plan(self) -> None:
+        header = {"kind": self.source.kind, "shard_size": self.spec.shard_size}
+        lines = [json.dumps(header)]
+        lines += [json.dumps(shard) for shard in shard_plan(self.source, shard_size=self.spec.shard_size,
+                                                            max_chars=self.spec.max_chars)]
+        write_atomic(self.dir / PLAN_FILE, ("\n".join(lines) + "\n").encode())
+
+    def _read_plan(self) -> List[Dict[str, Any]]:
+        with (self.dir / PLAN_FILE).open() as handle:
+            next(handle)
+            return [json.loads(line) for line in handle if line.strip()]
+
+    def _read_manifest(self) -> Dict[int, Dict[str, Any]]:
+        """Read finished shards; a line torn by a kill is cut off, and a shard
+        whose file is missing or of the wrong size is redone."""
+        path = self.dir / MANIFEST_FILE
+        done: Dict[int, Dict[str, Any]] = {}
+        if not path.exists():
+            return done
+        data = path.read_bytes()
+        good = 0
+        for line in data.splitlines(keepends=True):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                break
+            if not line.endswith(b"\n"):
+                break
+            good += len(line)
+            done[entry["shard"]] = entry
+        if good < len(data):
+            with path.open("r+b") as handle:
+                handle.truncate(good)
+                os.fsync(handle.fileno())
+        if (self.dir / SUMMARY_FILE).exists():
+            return done
+        for shard, entry in list(done.items()):
+            file = self.dir / entry["file"]
+            if not file.exists() or file.stat().st_size != entry["bytes"] or (
+                    entry["errors"] and not (self.dir / errors_file(shard)).exists()):
+                del done[shard]
+        return done
+
+    # Progress -----------------------------------------------------------------
+
+    @property
+    def complete(self) -> bool:
+        """RETURNS (bool): Whether the final output is in place."""
+        return (self.dir / SUMMARY_FILE).exists()
+
+    def pending(self) -> List[Dict[str, Any]]:
+        """RETURNS (List[Dict[str, Any]]): The shards still to annotate, in order."""
+        return [shard for shard in self.shards if shard["shard"] not in self.done]
+
+    def counts(self) -> Dict[str, int]:
+        """RETURNS (Dict[str, int]): records, notes (good records), bad (found by the scan), notes_done."""
+        return {"records": sum(s["records"] for s in self.shards), "notes": sum(s["notes"] for s in self.shards),
+                "bad": sum(len(s["bad"]) for s in self.shards), "shards": len(self.shards),
+                "shards_done": len(self.done),
+                "notes_done": sum(s["notes"] for s in self.shards if s["shard"] in self.done)}
+
+    def record(self, entry: Dict[str, Any]) -> None:
+        """Mark a shard done (its files are already in place): append and fsync its manifest line."""
+        with (self.dir / MANIFEST_FILE).open("ab") as handle:
+            handle.write(json.dumps(entry).encode() + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.done[entry["shard"]] = entry
+
+    # Finishing ----------------------------------------------------------------
+
+    def finish(self) -> Dict[str, Any]:
+        """Assemble the errors file (and the single JSONL file), write the summary, tidy up.
+
+        RETURNS (Dict[str, Any]): The summary: notes, errors, errors by reason, shards, output.
+        """
+        if not self.complete:
+            if self.pending():
+                raise JobError(f"{len(self.pending())} shards are not annotated yet.")
+            reasons: Counter = Counter()
+            errors = []
+            for entry in self._entries():
+                if entry["errors"]:
+                    for line in (self.dir / errors_file(entry["shard"])).read_bytes().splitlines(keepends=True):
+                        reasons[json.loads(line)["reason"]] += 1
+                        errors.append(line)
+            self._write_joined(self.spec.errors_path, errors)
+            if self.spec.single_file:
+                self._write_joined(Path(self.spec.output), self._files(self.dir / e["file"] for e in self._entries()))
+            summary = {"complete": True, "output": self.spec.output, "errors_file": str(self.spec.errors_path),
+                       "notes": sum(e["notes"] for e in self._entries()),
+                       "errors": sum(e["errors"] for e in self._entries()),
+                       "errors_by_reason": dict(sorted(reasons.items())), **self.counts()}
+            write_atomic(self.dir / SUMMARY_FILE, json.dumps(summary, indent=2).encode())
+        for entry in self._entries():
+            (self.dir / errors_file(entry["shard"])).unlink(missing_ok=True)
+            if self.spec.single_file:
+                (self.dir / entry["file"]).unlink(missing_ok=True)
+        return json.loads((self.dir / SUMMARY_FILE).read_text())
+
+    def _entries(self) -> List[Dict[str, Any]]:
+        return [self.done[shard["shard"]] for shard in self.shards]
+
+    @staticmethod
+    def _files(paths: Iterator[Path]) -> Iterator[bytes]:
+        for path in paths:
+            with open(path, "rb") as handle:
+                yield from iter(lambda: handle.read(1 << 20), b"")
+
+    @staticmethod
+    def _write_joined(path: Path, chunks) -> None:
+        """Write chunks to a file atomically (streamed: the joined output can be larger than memory)."""
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        with open(tmp, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+
+
+def describe(summary: Optional[Dict[str, Any]]) -> str:
+    """RETURNS (str): A one-line account of a finished job (counts only)."""
+    if not summary:
+        return ""
+    reasons = ", ".join(f"{n} {reason}" for reason, n in summary["errors_by_reason"].items())
+    return (f"{summary['notes']:,} notes annotated into {summary['output']}; {summary['errors']:,} bad records"
+            + (f" ({reasons})" if reasons else "") + f" in {summary['errors_file']}")

@@ -1,0 +1,373 @@
+"""Notes to annotate: a directory of .txt, JSONL, CSV or Parquet, read as numbered records.
+
+Every input is read in a fixed order, and every record gets an index (its
+position in that order, bad records included), so a job can be cut into
+shards of consecutive records and any shard read again later from its
+locator alone: a byte offset for JSONL and CSV, a row for Parquet, file
+names for a directory. That is what lets a killed job resume, and lets Ray
+workers read their own shards.
+
+A bad record (empty, undecodable, missing or duplicate id, too long ...) is
+reported by index, id, reason, source (file and line or row) and length;
+its text never leaves this module.
+"""
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+CSV_SUFFIXES = (".csv",)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+TXT_SUFFIX = ".txt"
+
+#: Why a record was not annotated (the `reason` in the errors file).
+REASONS = {
+    "empty": "the text is empty or only whitespace",
+    "undecodable": "the bytes are not UTF-8",
+    "missing_id": "the record has no id (or an empty one)",
+    "invalid_id": "the id is not a string or an integer",
+    "duplicate_id": "an earlier record has the same id (the first one is annotated)",
+    "too_long": "the text is longer than --max-chars",
+    "missing_text": "the record has no text field, or it is not a string",
+    "invalid_json": "the line is not a JSON object",
+    "malformed_csv": "the CSV row cannot be parsed",
+    "pipeline_error": "the pipeline raised an exception on this note (its type is given)",
+}
+
+
+class InputError(ValueError):
+    """An input that cannot be read at all (wrong kind, missing column ...)."""
+
+
+@dataclass
+class RawRecord:
+    """One record as read, before it is judged."""
+
+    index: int
+    id: Any
+    text: Optional[str]
+    source: str
+    reason: Optional[str] = None  # set by the reader when it could not read the record
+    length: Optional[int] = None  # of the raw text when `text` is None
+
+
+def input_kind(path: Path) -> str:
+    """RETURNS (str): "txt", "jsonl", "csv" or "parquet" for an input path."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"Input {str(path)!r} does not exist.")
+    if path.is_dir():
+        return "txt"
+    suffix = path.suffix.lower()
+    for kind, suffixes in (("jsonl", JSONL_SUFFIXES), ("csv", CSV_SUFFIXES), ("parquet", PARQUET_SUFFIXES)):
+        if suffix in suffixes:
+            return kind
+    raise InputError(
+        f"Input {str(path)!r}: expected a directory of .txt files, a .jsonl, .csv or .parquet file, "
+        f"not {suffix or 'a file without a suffix'!r}."
+    )
+
+
+def judge(record: RawRecord, max_chars: int) -> Optional[str]:
+    """The reason a record cannot be annotated, or None (duplicates are judged by the caller).
+
+    RETURNS (Optional[str]): A key of `REASONS`, or None for a good record.
+    """
+    if record.reason is not None:
+        return record.reason
+    if record.id is None or (isinstance(record.id, str) and not record.id.strip()):
+        return "missing_id"
+    if isinstance(record.id, bool) or not isinstance(record.id, (str, int)):
+        return "invalid_id"
+    if not isinstance(record.text, str):
+        return "missing_text"
+    if any("\udc80" <= ch <= "\udcff" for ch in record.text):
+        return "undecodable"
+    if not record.text.strip():
+        return "empty"
+    if len(record.text) > max_chars:
+        return "too_long"
+    return None
+
+
+def error_entry(record: RawRecord, reason: str, detail: Optional[str] = None) -> Dict[str, Any]:
+    """RETURNS (Dict[str, Any]): The errors-file line for a record: never its text."""
+    length = len(record.text) if isinstance(record.text, str) else record.length
+    entry = {"index": record.index, "id": record.id if isinstance(record.id, (str, int)) else None,
+             "reason": reason, "source": record.source, "length": length}
+    if detail:
+        entry["detail"] = detail
+    return entry
+
+
+class NoteInput:
+    """A directory of .txt, a JSONL, CSV or Parquet file, as numbered records.
+
+    path (Path): The input.
+    id_field (str): The JSONL key / CSV or Parquet column with the note id
+        (a .txt note's id is its path under the directory, without ".txt").
+    text_field (str): The key / column with the note text.
+    """
+
+    def __init__(self, path: Path, *, id_field: str = "id", text_field: str = "text") -> None:
+        self.path = Path(path)
+        self.kind = input_kind(self.path)
+        self.id_field = id_field
+        self.text_field = text_field
+        if self.kind == "csv":
+            self._csv_columns()
+        elif self.kind == "parquet":
+            self._parquet_file()
+
+    def fingerprint(self) -> Dict[str, Any]:
+        """RETURNS (Dict[str, Any]): Sizes and modification times, to notice a changed input."""
+        if self.kind != "txt":
+            stat = self.path.stat()
+            return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        files = self.txt_files()
+        stats = [(self.path / name).stat() for name in files]
+        return {"files": len(files), "bytes": sum(s.st_size for s in stats),
+                "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
+
+    def txt_files(self) -> List[str]:
+        """RETURNS (List[str]): The .txt files under the directory, relative, in sorted order."""
+        return sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*")
+                      if p.is_file() and p.suffix.lower() == TXT_SUFFIX)
+
+    def records(self, locator: Optional[Dict[str, Any]] = None) -> Iterator[Tuple[RawRecord, Dict[str, Any]]]:
+        """Read records from the start of the input, or from a shard's locator on.
+
+        locator (Optional[Dict[str, Any]]): Where to start (as yielded with an
+            earlier record): {"index", and "offset"/"line" (JSONL, CSV),
+            "row" (Parquet) or "files" (the .txt names of this shard)}.
+        YIELDS (Tuple[RawRecord, Dict[str, Any]]): Each record with the locator
+            of the record that follows it.
+        """
+        locator = dict(locator or {"index": 0})
+        reader = {"txt": self._txt, "jsonl": self._jsonl, "csv": self._csv, "parquet": self._parquet}[self.kind]
+        yield from reader(locator)
+
+    # .txt directory ---------------------------------------------------------
+
+    def _txt(self, locator):
+        index = locator["index"]
+        files = locator.get("files")
+        if files is None:
+            files = self.txt_files()
+            if not files:
+                raise InputError(f"Input directory {str(self.path)!r} has no .txt files.")
+        for name in files:
+            raw = (self.path / name).read_bytes()
+            note_id = name[: -len(TXT_SUFFIX)]
+            try:
+                record = RawRecord(index, note_id, raw.decode("utf-8-sig"), name)
+            except UnicodeDecodeError:
+                record = RawRecord(index, note_id, None, name, reason="undecodable", length=len(raw))
+            index += 1
+            yield record, {"index": index, "file": name}
+
+    # JSONL --------------------------------------------------------------------
+
+    def _jsonl(self, locator):
+        import json
+
+        index, line, offset = locator["index"], locator.get("line", 1), locator.get("offset", 0)
+        name = self.path.name
+        with self.path.open("rb") as handle:
+            handle.seek(offset)
+            for raw in handle:
+                here, offset, line = line, offset + len(raw), line + 1
+                if here == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                if not raw.strip():
+                    continue
+                source = f"{name}:{here}"
+                try:
+                    obj = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    record = RawRecord(index, None, None, source, reason="undecodable", length=len(raw))
+                except ValueError:
+                    record = RawRecord(index, None, None, source, reason="invalid_json", length=len(raw))
+                else:
+                    if isinstance(obj, dict):
+                        record = RawRecord(index, obj.get(self.id_field), obj.get(self.text_field), source)
+                    else:
+                        record = RawRecord(index, None, None, source, reason="invalid_json", length=len(raw))
+                index += 1
+                yield record, {"index": index, "offset": offset, "line": line}
+
+    # CSV ----------------------------------------------------------------------
+
+    def _csv_columns(self) -> Tuple[int, int, int, int]:
+        csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # whole notes pass 128 KiB
+        with self.path.open("rb") as handle:
+            first = handle.readline()
+            header = next(csv.reader([first.decode("utf-8-sig", errors="replace")]), [])
+        for field in (self.id_field, self.text_field):
+            if field not in header:
+                raise InputError(f"Input {str(self.path)!r} has no column {field!r} (columns: {len(header)}).")
+        return header.index(self.id_field), header.index(self.text_field), len(first), 2
+
+    def _csv(self, locator):
+        id_col, text_col, header_bytes, first_line = self._csv_columns()
+        index = locator["index"]
+        offset, line = locator.get("offset", header_bytes), locator.get("line", first_line)
+        name = self.path.name
+        starts: List[Tuple[int, int]] = []  # (byte offset, line) of each line fed to the parser
+        with self.path.open("rb") as handle:
+            handle.seek(offset)
+
+            def lines():
+                nonlocal offset, line
+                for raw in handle:
+                    starts.append((offset, line))
+                    offset, line = offset + len(raw), line + 1
+                    yield raw.decode("utf-8", errors="surrogateescape")
+
+            reader = csv.reader(lines())
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error:
+                    row = None
+                row_offset, row_line = starts[0] if starts else (offset, line)
+                del starts[:]
+                source = f"{name}:{row_line}"
+                if row is None:
+                    record = RawRecord(index, None, None, source, reason="malformed_csv", length=offset - row_offset)
+                elif not row:
+                    continue
+                else:
+                    note_id = row[id_col] if id_col < len(row) else None
+                    text = row[text_col] if text_col < len(row) else None
+                    if isinstance(note_id, str) and any("\udc80" <= ch <= "\udcff" for ch in note_id):
+                        note_id = None
+                    record = RawRecord(index, note_id, text, source)
+                index += 1
+                yield record, {"index": index, "offset": offset, "line": line}
+
+    # Parquet ------------------------------------------------------------------
+
+    def _parquet_file(self):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise InputError("Reading Parquet needs pyarrow: pip install 'spacy-clinlong[parquet]'.") from err
+        handle = pq.ParquetFile(self.path)
+        names = handle.schema_arrow.names
+        for field in (self.id_field, self.text_field):
+            if field not in names:
+                raise InputError(f"Input {str(self.path)!r} has no column {field!r} (columns: {len(names)}).")
+        return handle
+
+    def _parquet(self, locator):
+        handle = self._parquet_file()
+        index, row = locator["index"], locator.get("row", 0)
+        name = self.path.name
+        meta = handle.metadata
+        first_row = 0
+        for group in range(meta.num_row_groups):
+            rows = meta.row_group(group).num_rows
+            if first_row + rows <= row:
+                first_row += rows
+                continue
+            table = handle.read_row_group(group, columns=[self.id_field, self.text_field])
+            ids = table.column(self.id_field).to_pylist()
+            texts = table.column(self.text_field).to_pylist()
+            for i in range(row - first_row, rows):
+                text, length, reason = texts[i], None, None
+                if isinstance(text, bytes):
+                    length = len(text)
+                    try:
+                        text = text.decode("utf-8")
+                    except UnicodeDecodeError:
+                        text, reason = None, "undecodable"
+                record = RawRecord(index, ids[i], text, f"{name}:row {row}", reason=reason, length=length)
+                index, row = index + 1, row + 1
+                yield record, {"index": index, "row": row}
+            first_row += rows
+
+
+def id_key(note_id: Any) -> str:
+    """RETURNS (str): The key two ids share when they are duplicates (1 and "1" differ)."""
+    return f"{type(note_id).__name__}:{note_id}"
+
+
+def shard_plan(source: NoteInput, *, shard_size: int, max_chars: int) -> Iterator[Dict[str, Any]]:
+    """Scan the whole input once and cut it into shards of `shard_size` records.
+
+    Duplicates are found here (the first record with an id is kept), so the
+    plan names every bad record; a shard's reader only re-reads its range.
+
+    source (NoteInput): The input.
+    shard_size (int): Records per shard (bad ones included).
+    max_chars (int): Longest text annotated.
+    YIELDS (Dict[str, Any]): {"shard", "start" (locator), "records", "notes",
+        "bad" (error entries)} for each shard, in order.
+    """
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    seen = set()
+    shard: Optional[Dict[str, Any]] = None
+    start: Dict[str, Any] = {"index": 0}
+    number = 0
+    for record, after in source.records():
+        if shard is None:
+            shard = {"shard": number, "start": start, "records": 0, "notes": 0, "bad": []}
+            if source.kind == "txt":
+                shard["start"] = dict(start, files=[])
+        if source.kind == "txt":
+            shard["start"]["files"].append(after.pop("file"))
+        reason = judge(record, max_chars)
+        if reason is None:
+            key = id_key(record.id)
+            if key in seen:
+                reason = "duplicate_id"
+            else:
+                seen.add(key)
+        if reason is None:
+            shard["notes"] += 1
+        else:
+            shard["bad"].append(error_entry(record, reason))
+        shard["records"] += 1
+        start = after
+        if shard["records"] == shard_size:
+            yield shard
+            shard, number = None, number + 1
+    if shard is not None:
+        yield shard
+
+
+def read_shard(source: NoteInput, shard: Dict[str, Any], *, max_chars: int
+               ) -> Tuple[List[Tuple[Any, str, int, str]], List[Dict[str, Any]]]:
+    """Read one shard of a plan back: its good notes and its bad records.
+
+    source (NoteInput): The input the plan was made from.
+    shard (Dict[str, Any]): A shard from `shard_plan`.
+    max_chars (int): Longest text annotated (as in the plan).
+    RETURNS (Tuple[List[Tuple[Any, str, int, str]], List[Dict[str, Any]]]):
+        (id, text, index, source) of each good note, and the shard's error entries.
+    RAISES (InputError): When the input no longer matches the plan.
+    """
+    bad = {entry["index"]: entry for entry in shard["bad"]}
+    notes: List[Tuple[Any, str, int, str]] = []
+    count = 0
+    for record, _ in source.records(shard["start"]):
+        if count == shard["records"]:
+            break
+        count += 1
+        reason = judge(record, max_chars)
+        if record.index in bad:
+            if reason is not None and reason != bad[record.index]["reason"]:
+                raise InputError(f"Record {record.index} changed since the job was planned.")
+            continue
+        if reason is not None:
+            raise InputError(f"Record {record.index} ({record.source}) changed since the job was planned.")
+        notes.append((record.id, record.text, record.index, record.source))
+    if count != shard["records"] or len(notes) != shard["notes"]:
+        raise InputError(f"Shard {shard['shard']} changed since the job was planned "
+                         f"({count} records read, {shard['records']} planned).")
+    return notes, list(shard["bad"])

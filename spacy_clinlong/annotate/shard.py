@@ -1,0 +1,173 @@
+"""Annotate one shard: read its notes back, run the pipeline, write the result atomically.
+
+Both engines call `annotate_shard` with a pipeline from `load_pipeline`, so a
+shard's file is the same whichever engine (or which run of a resumed job)
+wrote it: same notes, same batches, same order.
+"""
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from .records import NoteInput, read_shard
+
+FORMATS = ("jsonl", "docbin")
+SUFFIX = {"jsonl": ".jsonl", "docbin": ".spacy"}
+
+
+def notes_file(shard: int, fmt: str) -> str:
+    """RETURNS (str): The file name of a shard's annotations."""
+    return f"notes-{shard:06d}{SUFFIX[fmt]}"
+
+
+def errors_file(shard: int) -> str:
+    """RETURNS (str): The file name of a shard's bad records."""
+    return f"errors-{shard:06d}.jsonl"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that it is either absent or whole, even after `kill -9` or a power cut."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in a directory durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_pipeline(model: str, *, gpu_id: int = -1, threads: Optional[int] = None, max_chars: int = 1_000_000):
+    """Load the pipeline a worker annotates with.
+
+    model (str): An installed pipeline's name or a path.
+    gpu_id (int): GPU to use, -1 for CPU.
+    threads (Optional[int]): Torch threads on CPU (None keeps torch's default).
+    max_chars (int): Longest text the job lets through (raises nlp.max_length).
+    RETURNS (Language): The pipeline.
+    """
+    import spacy
+    import torch
+
+    from ..pipes.extensions import install_extensions
+
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    if threads:
+        torch.set_num_threads(threads)
+    install_extensions()
+    nlp = spacy.load(model)
+    nlp.max_length = max(nlp.max_length, max_chars + 1)
+    return nlp
+
+
+def _batches(items: List[Any], size: int) -> Iterator[List[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def run_pipeline(nlp, notes: List[Tuple[Any, str, int, str]], *, batch_size: int, questions: Optional[List[str]],
+                 on_notes: Optional[Callable[[int], None]] = None) -> Iterator[Tuple[Tuple[Any, str, int, str], Any, Optional[str]]]:
+    """Annotate notes in batches; a batch that raises is redone note by note.
+
+    YIELDS (Tuple[note, Optional[Doc], Optional[str]]): Each note with its doc,
+        or None and the exception's type name (never its message, which may
+        quote the text).
+    """
+    def make(text):
+        doc = nlp.make_doc(text)
+        if questions:
+            doc._.questions = list(questions)
+        return doc
+
+    for chunk in _batches(notes, batch_size):
+        try:
+            docs = list(nlp.pipe([make(text) for _, text, _, _ in chunk], batch_size=batch_size))
+        except Exception:
+            for note in chunk:
+                try:
+                    doc = nlp(make(note[1]))
+                except Exception as err:
+                    yield note, None, type(err).__name__
+                else:
+                    yield note, doc, None
+        else:
+            yield from ((note, doc, None) for note, doc in zip(chunk, docs))
+        if on_notes is not None:
+            on_notes(len(chunk))
+
+
+def _plain_user_data(doc) -> None:
+    """Keep only what DocBin can store (ConText flags, sections' names, answers, the note id);
+    rule objects such as ConText's graph and modifiers are dropped."""
+    import srsly
+
+    if doc.has_extension("trf_data"):
+        doc._.trf_data = None
+    for key in list(doc.user_data):
+        try:
+            srsly.msgpack_dumps(doc.user_data[key])
+        except Exception:
+            del doc.user_data[key]
+
+
+def annotate_shard(nlp, source: NoteInput, shard: Dict[str, Any], *, work_dir: Path, fmt: str, batch_size: int,
+                   max_chars: int, questions: Optional[List[str]] = None,
+                   on_notes: Optional[Callable[[int], None]] = None) -> Dict[str, Any]:
+    """Annotate a shard and write its notes (and its bad records) atomically.
+
+    nlp (Language): The pipeline.
+    source (NoteInput): The job's input.
+    shard (Dict[str, Any]): The shard, as planned.
+    work_dir (Path): Where shard files go.
+    fmt (str): "jsonl" (the JSON view of each doc) or "docbin".
+    batch_size (int): Notes per nlp.pipe batch.
+    max_chars (int): Longest text annotated.
+    questions (Optional[List[str]]): Asked of every note (for clinlong_qa).
+    on_notes (Optional[Callable[[int], None]]): Told how many notes each batch finished.
+    RETURNS (Dict[str, Any]): The manifest entry: shard, notes (written), failed (raised in
+        the pipeline), errors (all bad records), file, bytes, sha256.
+    """
+    from spacy.tokens import DocBin
+
+    from ..clinical.doc_json import doc_to_json
+
+    notes, bad = read_shard(source, shard, max_chars=max_chars)
+    lines: List[bytes] = []
+    docbin = DocBin(store_user_data=True) if fmt == "docbin" else None
+    failed: List[Dict[str, Any]] = []
+    for (note_id, text, index, where), doc, error in run_pipeline(nlp, notes, batch_size=batch_size, questions=questions,
+                                                           on_notes=on_notes):
+        if doc is None:
+            failed.append({"index": index, "id": note_id, "reason": "pipeline_error",
+                           "source": where, "length": len(text), "detail": error})
+        elif docbin is not None:
+            doc._.note_id = note_id
+            _plain_user_data(doc)
+            docbin.add(doc)
+        else:
+            lines.append(json.dumps(doc_to_json(doc, note_id), ensure_ascii=False).encode("utf-8") + b"\n")
+    errors = sorted(bad + failed, key=lambda entry: entry["index"])
+    k = shard["shard"]
+    if errors:
+        write_atomic(work_dir / errors_file(k), b"".join(json.dumps(e).encode("utf-8") + b"\n" for e in errors))
+    data = docbin.to_bytes() if docbin is not None else b"".join(lines)
+    write_atomic(work_dir / notes_file(k, fmt), data)
+    return {"shard": k, "notes": len(notes) - len(failed), "failed": len(failed), "errors": len(errors),
+            "file": notes_file(k, fmt),
+            "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}

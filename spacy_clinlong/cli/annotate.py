@@ -1,0 +1,70 @@
+"""`annotate`: a pipeline over a corpus of notes, resumable, locally or on Ray."""
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ._app import app
+
+
+def _read_questions(path: Optional[Path]) -> List[str]:
+    if path is None:
+        return []
+    if not path.is_file():
+        raise typer.BadParameter(f"--questions {str(path)!r} is not a file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        questions = json.loads(text)
+        if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
+            raise typer.BadParameter(f"--questions {str(path)!r} must hold a JSON list of strings")
+    else:
+        questions = [line.strip() for line in text.splitlines() if line.strip()]
+    if not questions:
+        raise typer.BadParameter(f"--questions {str(path)!r} holds no questions")
+    return questions
+
+
+@app.command("annotate")
+def annotate_cli(
+    model: str = typer.Argument(..., help="An installed pipeline's name, or a pipeline directory"),
+    input_path: Path = typer.Argument(..., metavar="INPUT",
+                                      help="A directory of .txt notes, or a .jsonl, .csv or .parquet file"),
+    output: Path = typer.Argument(..., help="A directory (shards), or a .jsonl file (one line per note)"),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or ray (a Ray Data actor pool)"),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Notes per nlp.pipe batch"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU id, -1 for CPU; with --engine ray, >= 0 gives each worker a GPU"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1,
+                                          help="Ray workers, one pipeline each (default: one per GPU, or 1)"),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads per CPU worker"),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl (the JSON view of each note) or docbin (spaCy shards)"),
+    shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Records per shard: the unit of resuming"),
+    max_chars: int = typer.Option(1_000_000, "--max-chars", min=1, help="Longer notes are reported, not annotated"),
+    id_field: str = typer.Option("id", "--id-field", help="JSONL key or CSV/Parquet column with the note id"),
+    text_field: str = typer.Option("text", "--text-field", help="JSONL key or CSV/Parquet column with the text"),
+    questions: Optional[Path] = typer.Option(None, "--questions",
+                                             help="Questions for every note (one per line, or a JSON list), for clinlong_qa"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A Ray cluster to join (default: RAY_ADDRESS or a local instance)"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr"),
+) -> None:
+    """Annotate every note of INPUT with the pipeline MODEL into OUTPUT.
+
+    Killed at any moment and run again with the same arguments, the job picks
+    up where it stopped; every note ends up in OUTPUT exactly once. Bad records
+    (empty, undecodable, missing or duplicate id, too long) go to the errors
+    file with the reason; note text is never printed.
+    """
+    from ..annotate import annotate
+    from ..annotate.job import JobError, JobSpec, describe
+    from ..annotate.records import InputError
+
+    try:
+        spec = JobSpec(model=model, input=str(input_path), output=str(output), fmt=fmt, shard_size=shard_size,
+                       batch_size=batch_size, max_chars=max_chars, id_field=id_field, text_field=text_field,
+                       questions=_read_questions(questions))
+        summary = annotate(spec, engine=engine, gpu_id=gpu_id, workers=workers, threads=threads, progress=progress,
+                           ray_address=ray_address, echo=typer.echo)
+    except (JobError, InputError, ValueError, OSError) as err:
+        typer.echo(f"annotate: {err}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(describe(summary))
