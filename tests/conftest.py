@@ -73,3 +73,52 @@ def trf_nlp() -> Callable[..., "spacy.Language"]:
         return nlp
 
     return make
+
+
+@pytest.fixture(scope="session")
+def annotate_pipeline(tiny_models, tmp_path_factory) -> Path:
+    """A saved pipeline for corpus annotation: tiny Longformer, ner, multilabel textcat
+    (random heads, so every note gets entities and scores), sentencizer, medspaCy's
+    sectionizer and ConText, and the trf_data release. RETURNS (Path): Its directory."""
+    import spacy
+    from spacy.training import Example
+
+    from spacy_clinlong.clinical import add_medspacy
+    from spacy_clinlong.corpus.synth import generate_notes
+    from spacy_clinlong.corpus.synth_io import note_to_doc
+
+    spacy.util.fix_random_seed(0)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {"@architectures": "spacy-clinlong.LongTransformerModel.v1",
+                                                  "name": str(tiny_models("longformer"))}})
+    listener = {"@architectures": "spacy-transformers.TransformerListener.v1", "grad_factor": 1.0,
+                "pooling": {"@layers": "reduce_mean.v1"}}
+    nlp.add_pipe("ner", config={"model": {"@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner",
+                                          "hidden_width": 32, "maxout_pieces": 2, "use_upper": False,
+                                          "tok2vec": listener}})
+    nlp.add_pipe("textcat_multilabel", config={"model": {
+        "@architectures": "spacy-clinlong.WholeNoteTextCat.v1", "exclusive_classes": False,
+        "doc_encoder": {"@architectures": "spacy-clinlong.DocPoolingListener.v1"}}})
+    examples = [Example(nlp.make_doc(n["text"]), note_to_doc(nlp, n)) for n in generate_notes(4, seed=1)]
+    nlp.initialize(lambda: examples)
+    nlp.add_pipe("sentencizer")
+    add_medspacy(nlp, sentences="own", doc_consumer=False)
+    nlp.add_pipe("clinlong_drop_trf_data")
+    path = tmp_path_factory.mktemp("annotate") / "pipeline"
+    nlp.to_disk(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def short_notes() -> Callable[[int], list]:
+    """RETURNS (Callable[[int], list]): n synthetic notes as {"id", "text"}: paragraphs of
+    synthetic notes under 500 characters, cycled (ids differ)."""
+    from spacy_clinlong.corpus.synth import generate_notes
+
+    paragraphs = [p for note in generate_notes(30, seed=2) for p in note["text"].split("\n\n")
+                  if p.strip() and len(p) < 500]
+
+    def make(n: int) -> list:
+        return [{"id": f"note-{i:05d}", "text": paragraphs[i % len(paragraphs)]} for i in range(n)]
+
+    return make

@@ -54,7 +54,7 @@ class JobSpec:
     output: str
     fmt: str = "jsonl"
     shard_size: int = 1000
-    batch_size: int = 32
+    batch_size: int = 16
     max_chars: int = 1_000_000
     id_field: str = "id"
     text_field: str = "text"
@@ -192,9 +192,8 @@ class Job:
         if (self.dir / SUMMARY_FILE).exists():
             return done
         for shard, entry in list(done.items()):
-            file = self.dir / entry["file"]
-            if not file.exists() or file.stat().st_size != entry["bytes"] or (
-                    entry["errors"] and not (self.dir / errors_file(shard)).exists()):
+            if not (_has_size(self.dir / entry["file"], entry["bytes"])
+                    and (not entry["errors"] or _has_size(self.dir / errors_file(shard), entry["errors_bytes"]))):
                 del done[shard]
         return done
 
@@ -229,7 +228,8 @@ class Job:
     def finish(self) -> Dict[str, Any]:
         """Assemble the errors file (and the single JSONL file), write the summary, tidy up.
 
-        RETURNS (Dict[str, Any]): The summary: notes, errors, errors by reason, shards, output.
+        RETURNS (Dict[str, Any]): The summary: output, errors_file, records, shards, notes
+            (annotated), errors (bad records), errors_by_reason.
         """
         if not self.complete:
             if self.pending():
@@ -244,10 +244,12 @@ class Job:
             self._write_joined(self.spec.errors_path, errors)
             if self.spec.single_file:
                 self._write_joined(Path(self.spec.output), self._files(self.dir / e["file"] for e in self._entries()))
+            counts = self.counts()
             summary = {"complete": True, "output": self.spec.output, "errors_file": str(self.spec.errors_path),
+                       "records": counts["records"], "shards": counts["shards"],
                        "notes": sum(e["notes"] for e in self._entries()),
                        "errors": sum(e["errors"] for e in self._entries()),
-                       "errors_by_reason": dict(sorted(reasons.items())), **self.counts()}
+                       "errors_by_reason": dict(sorted(reasons.items()))}
             write_atomic(self.dir / SUMMARY_FILE, json.dumps(summary, indent=2).encode())
         for entry in self._entries():
             (self.dir / errors_file(entry["shard"])).unlink(missing_ok=True)
@@ -275,6 +277,10 @@ class Job:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
+
+
+def _has_size(path: Path, size: int) -> bool:
+    return path.exists() and path.stat().st_size == size
 
 
 def describe(summary: Optional[Dict[str, Any]]) -> str:

@@ -112,17 +112,24 @@ def run_pipeline(nlp, notes: List[Tuple[Any, str, int, str]], *, batch_size: int
             on_notes(len(chunk))
 
 
-def _plain_user_data(doc) -> None:
-    """Keep only what DocBin can store (ConText flags, sections' names, answers, the note id);
-    rule objects such as ConText's graph and modifiers are dropped."""
-    import srsly
+def _is_plain(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(_is_plain(k) and _is_plain(v) for k, v in value.items())
+    return False
 
+
+def _plain_user_data(doc) -> None:
+    """Keep the plain data in doc.user_data (ConText flags, section names, answers, the note
+    id) and drop rule objects (ConText's graph and modifiers, medspaCy's sections): medspaCy
+    packs some of them into msgpack, but they do not load back."""
     if doc.has_extension("trf_data"):
         doc._.trf_data = None
     for key in list(doc.user_data):
-        try:
-            srsly.msgpack_dumps(doc.user_data[key])
-        except Exception:
+        if not (_is_plain(key) and _is_plain(doc.user_data[key])):
             del doc.user_data[key]
 
 
@@ -141,7 +148,7 @@ def annotate_shard(nlp, source: NoteInput, shard: Dict[str, Any], *, work_dir: P
     questions (Optional[List[str]]): Asked of every note (for clinlong_qa).
     on_notes (Optional[Callable[[int], None]]): Told how many notes each batch finished.
     RETURNS (Dict[str, Any]): The manifest entry: shard, notes (written), failed (raised in
-        the pipeline), errors (all bad records), file, bytes, sha256.
+        the pipeline), errors (all bad records), file, bytes, errors_bytes, sha256.
     """
     from spacy.tokens import DocBin
 
@@ -164,10 +171,11 @@ def annotate_shard(nlp, source: NoteInput, shard: Dict[str, Any], *, work_dir: P
             lines.append(json.dumps(doc_to_json(doc, note_id), ensure_ascii=False).encode("utf-8") + b"\n")
     errors = sorted(bad + failed, key=lambda entry: entry["index"])
     k = shard["shard"]
+    error_data = b"".join(json.dumps(e).encode("utf-8") + b"\n" for e in errors)
     if errors:
-        write_atomic(work_dir / errors_file(k), b"".join(json.dumps(e).encode("utf-8") + b"\n" for e in errors))
+        write_atomic(work_dir / errors_file(k), error_data)
     data = docbin.to_bytes() if docbin is not None else b"".join(lines)
     write_atomic(work_dir / notes_file(k, fmt), data)
     return {"shard": k, "notes": len(notes) - len(failed), "failed": len(failed), "errors": len(errors),
-            "file": notes_file(k, fmt),
-            "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            "file": notes_file(k, fmt), "bytes": len(data), "errors_bytes": len(error_data),
+            "sha256": hashlib.sha256(data).hexdigest()}
