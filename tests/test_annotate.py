@@ -85,7 +85,7 @@ def test_json_view_of_every_good_note_and_errors_by_reason(annotate_pipeline, sh
         assert SECRET not in where
     # The work directory keeps only the record of the job once the file is whole.
     assert sorted(p.name for p in (tmp_path / "out.jsonl.parts").iterdir()) == [
-        "job.json", "manifest.jsonl", "plan.jsonl", "summary.json"]
+        "job.json", "job.lock", "manifest.jsonl", "plan.jsonl", "summary.json"]
 
 
 def test_a_finished_job_run_again_changes_nothing(annotate_pipeline, short_notes, tmp_path):
@@ -180,7 +180,10 @@ def test_a_job_resumes_only_with_the_same_settings_and_input(annotate_pipeline, 
     source = write_jsonl(tmp_path / "notes.jsonl", short_notes(20))
     spec = dict(model=str(annotate_pipeline), input=str(source), output=str(tmp_path / "out"), shard_size=8)
     job = Job(JobSpec(**spec))
-    job.prepare()  # planned, nothing annotated yet
+    job.prepare()  # planned, nothing annotated yet; this process holds the job
+    with pytest.raises(JobError, match="Another annotate process is running the job"):
+        run(spec)
+    job.close()
     with pytest.raises(JobError, match=r"other settings \(batch_size\)"):
         run(dict(spec, batch_size=3))
     source.write_text(source.read_text() + json.dumps({"id": "late", "text": "Added later."}) + "\n")
@@ -197,6 +200,47 @@ def test_a_job_resumes_only_with_the_same_settings_and_input(annotate_pipeline, 
         JobSpec(**dict(spec, output=str(tmp_path / "x.jsonl"), fmt="docbin"))
     with pytest.raises(ValueError, match="use --engine ray"):
         run(dict(spec, output=str(tmp_path / "other")), workers=2)
+    with pytest.raises(JobError, match="is not an annotate job"):
+        run(dict(spec, output=str(tmp_path / "taken")), restart=True)
+    assert (tmp_path / "taken" / "mine.txt").exists()
+
+
+def test_a_retrained_model_is_another_job_and_restart_starts_afresh(annotate_pipeline, short_notes, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(annotate_pipeline, model)
+    source = write_jsonl(tmp_path / "notes.jsonl", short_notes(20))
+    spec = dict(model=str(model), input=str(source), output=str(tmp_path / "out.jsonl"), shard_size=8)
+    run(spec)
+    first = (tmp_path / "out.jsonl").read_bytes()
+    (model / "meta.json").write_text((model / "meta.json").read_text() + " ")  # as a new training run would
+    with pytest.raises(JobError, match=r"other settings \(model_files\)"):
+        run(spec)
+    summary, lines = run(spec, restart=True)
+    assert lines[0].startswith("Reading") and lines[1].startswith("Planned")
+    assert (tmp_path / "out.jsonl").read_bytes() == first and summary["notes"] == 20
+
+
+def test_the_command_line_reports_bad_arguments_in_one_line(annotate_pipeline, tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_clinlong.cli import app
+
+    result = CliRunner().invoke(app, ["annotate", str(annotate_pipeline), str(tmp_path / "none.jsonl"),
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 1 and "does not exist" in result.output
+    (tmp_path / "n.jsonl").write_text(json.dumps({"id": "a", "text": "x"}) + "\n")
+    result = CliRunner().invoke(app, ["annotate", str(annotate_pipeline), str(tmp_path / "n.jsonl"),
+                                      str(tmp_path / "out"), "--engine", "spark"])
+    assert result.exit_code == 1 and "--engine must be one of local, ray" in result.output
+
+
+def test_ray_engine_without_ray_says_how_to_install_it(annotate_pipeline, short_notes, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    source = write_jsonl(tmp_path / "notes.jsonl", short_notes(3))
+    with pytest.raises(ValueError, match=r"pip install 'spacy-clinlong\[ray\]'"):
+        run(dict(model=str(annotate_pipeline), input=str(source), output=str(tmp_path / "out")), engine="ray")
 
 
 def test_resume_after_every_kind_of_interruption_gives_the_same_output(annotate_pipeline, short_notes, tmp_path):
@@ -221,6 +265,7 @@ def test_resume_after_every_kind_of_interruption_gives_the_same_output(annotate_
                 handle.write(json.dumps(entry)[:17])
     (out / "notes-000001.jsonl").write_bytes((out / "notes-000001.jsonl").read_bytes()[:100])  # cut short
     (out / "notes-000003.jsonl.tmp-99999").write_bytes(b'{"id": "half')
+    job.close()
     _, lines = run(dict(spec, output=str(out)))
     assert lines[0].startswith("Resuming") and "1 shards (9 notes) already done" in lines[0]
     assert shard_bytes(out) == shard_bytes(whole)

@@ -103,6 +103,12 @@ def test_offline_workflow_end_to_end(tmp_path):
         long, package = (srsly.read_json(metrics / f"{task}_{s}.json") for s in ("long", "package"))
         assert package[key] == long[key], task
     assert "| ner | package | ents_f |" in summary
+    # The installed package annotated every held-out note by name, with ConText flags.
+    test_ids = [note["id"] for note in srsly.read_jsonl(project_dir / "corpus" / "synth" / "test.jsonl")]
+    views = list(srsly.read_jsonl(project_dir / "annotations" / "test.jsonl"))
+    assert [view["id"] for view in views] == test_ids
+    assert all("negated" in ent for view in views for ent in view["entities"])
+    assert (project_dir / "annotations" / "test.errors.jsonl").read_text() == ""
     wheel = project_dir / "packages" / "en_clinlong_ner_medspacy-0.1.0" / "dist"
     with zipfile.ZipFile(next(wheel.glob("*.whl"))) as archive:
         metadata = archive.read("en_clinlong_ner_medspacy-0.1.0.dist-info/METADATA").decode()

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-from .job import Job, JobSpec
+from .job import PLAN_FILE, Job, JobSpec
 from .records import NoteInput
 from .shard import annotate_shard, load_pipeline
 
@@ -142,7 +142,7 @@ def _fields(spec: JobSpec) -> Dict[str, Any]:
 
 def annotate(spec: JobSpec, *, engine: str = "local", gpu_id: int = -1, workers: Optional[int] = None,
              threads: Optional[int] = None, progress: bool = True, ray_address: Optional[str] = None,
-             echo=print) -> Dict[str, Any]:
+             restart: bool = False, echo=print) -> Dict[str, Any]:
     """Run (or resume) an annotation job to the end.
 
     spec (JobSpec): What to annotate, with what, into where.
@@ -152,6 +152,7 @@ def annotate(spec: JobSpec, *, engine: str = "local", gpu_id: int = -1, workers:
     threads (Optional[int]): Torch threads per CPU worker (default: cores / workers).
     progress (bool): Show the progress bar (on stderr).
     ray_address (Optional[str]): A Ray cluster to join (default: RAY_ADDRESS, or a local instance).
+    restart (bool): Discard an earlier job in OUTPUT (its files only) and start afresh.
     echo (Callable[[str], None]): Where status lines go.
     RETURNS (Dict[str, Any]): The job's summary (counts only).
     """
@@ -160,23 +161,27 @@ def annotate(spec: JobSpec, *, engine: str = "local", gpu_id: int = -1, workers:
     if engine == "local" and workers not in (None, 1):
         raise ValueError("The local engine runs one pipeline in this process; for more workers use --engine ray "
                          "(it starts a local Ray instance on one machine).")
-    job = Job(spec)
-    job.prepare()
-    counts = job.counts()
-    if job.complete:
-        echo(f"Already complete: {job.dir}")
+    with Job(spec) as job:
+        if restart:
+            job.discard()
+        if not (job.dir / PLAN_FILE).exists():
+            echo(f"Reading {spec.input} to plan the job ...")
+        job.prepare()
+        counts = job.counts()
+        if job.complete:
+            echo(f"Already complete: {job.dir}")
+            return job.finish()
+        resumed = counts["shards_done"] > 0
+        echo(f"{'Resuming' if resumed else 'Planned'}: {counts['records']:,} records in {counts['shards']:,} shards; "
+             f"{counts['notes']:,} notes to annotate, {counts['bad']:,} bad records"
+             + (f"; {counts['shards_done']:,} shards ({counts['notes_done']:,} notes) already done" if resumed else ""))
+        start = time.perf_counter()
+        with progress_bar(counts["notes"], counts["notes_done"], enabled=progress) as bar:
+            if engine == "local":
+                run_local(job, gpu_id=gpu_id, threads=threads, bar=bar)
+            else:
+                run_ray(job, workers=workers, gpu_id=gpu_id, threads=threads, bar=bar, address=ray_address)
+        seconds = time.perf_counter() - start
+        done = job.counts()["notes_done"] - counts["notes_done"]
+        echo(f"{done:,} notes in {seconds:,.1f} s ({done / max(seconds, 1e-9):,.1f} notes/s)")
         return job.finish()
-    resumed = counts["shards_done"] > 0
-    echo(f"{'Resuming' if resumed else 'Planned'}: {counts['records']:,} records in {counts['shards']:,} shards; "
-         f"{counts['notes']:,} notes to annotate, {counts['bad']:,} bad records"
-         + (f"; {counts['shards_done']:,} shards ({counts['notes_done']:,} notes) already done" if resumed else ""))
-    start = time.perf_counter()
-    with progress_bar(counts["notes"], counts["notes_done"], enabled=progress) as bar:
-        if engine == "local":
-            run_local(job, gpu_id=gpu_id, threads=threads, bar=bar)
-        else:
-            run_ray(job, workers=workers, gpu_id=gpu_id, threads=threads, bar=bar, address=ray_address)
-    seconds = time.perf_counter() - start
-    done = job.counts()["notes_done"] - counts["notes_done"]
-    echo(f"{done:,} notes in {seconds:,.1f} s ({done / max(seconds, 1e-9):,.1f} notes/s)")
-    return job.finish()

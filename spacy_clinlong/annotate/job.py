@@ -3,6 +3,7 @@
 The work directory (OUTPUT itself, or OUTPUT.parts for a single JSONL file):
 
     job.json        the settings that must not change between runs, and the input's fingerprint
+    job.lock        held (flock) by the process running the job
     plan.jsonl      the shards (a header line, then one line per shard), written once, atomically
     manifest.jsonl  one line per finished shard, appended and fsynced after its files are in place
     notes-NNNNNN.jsonl | .spacy, errors-NNNNNN.jsonl   each shard's files, written atomically
@@ -25,8 +26,8 @@ from ..about import __version__
 from .records import NoteInput, shard_plan
 from .shard import FORMATS, errors_file, fsync_dir, write_atomic
 
-JOB_FILE, PLAN_FILE, MANIFEST_FILE, SUMMARY_FILE, ERRORS_FILE = (
-    "job.json", "plan.jsonl", "manifest.jsonl", "summary.json", "errors.jsonl")
+JOB_FILE, PLAN_FILE, MANIFEST_FILE, SUMMARY_FILE, ERRORS_FILE, LOCK_FILE = (
+    "job.json", "plan.jsonl", "manifest.jsonl", "summary.json", "errors.jsonl", "job.lock")
 
 
 class JobError(ValueError):
@@ -87,13 +88,39 @@ class JobSpec:
         return out.with_name(out.stem + ".errors.jsonl") if self.single_file else out / ERRORS_FILE
 
     def identity(self) -> Dict[str, Any]:
-        """RETURNS (Dict[str, Any]): What a resumed run must share with the first one."""
+        """RETURNS (Dict[str, Any]): What a resumed run must share with the first one,
+            the files of the pipeline included (a retrained model is another job)."""
         data = asdict(self)
         data.pop("output")
         model = Path(self.model)
         data["model"] = str(model.resolve()) if model.exists() else self.model
+        data["model_files"] = model_fingerprint(self.model)
         data["input"] = str(Path(self.input).resolve())
         return data
+
+
+def model_fingerprint(model: str) -> Optional[str]:
+    """A digest of the names, sizes and modification times of a pipeline's files.
+
+    model (str): A pipeline directory or an installed pipeline package's name.
+    RETURNS (Optional[str]): The digest, or None when neither is found (spacy.load
+        then says why).
+    """
+    import hashlib
+
+    path = Path(model)
+    if not path.exists():
+        try:
+            import spacy.util
+
+            path = spacy.util.get_package_path(model)
+        except Exception:
+            return None
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        stat = file.stat()
+        digest.update(f"{file.relative_to(path).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 class Job:
@@ -108,6 +135,7 @@ class Job:
         self.source = NoteInput(Path(spec.input), id_field=spec.id_field, text_field=spec.text_field)
         self.shards: List[Dict[str, Any]] = []
         self.done: Dict[int, Dict[str, Any]] = {}
+        self._lock_handle = None
 
     # Starting and resuming ----------------------------------------------------
 
@@ -119,10 +147,12 @@ class Job:
         """
         job_path = self.dir / JOB_FILE
         if job_path.exists():
+            self._lock()
             self._check_same(json.loads(job_path.read_text()))
         else:
             self._check_fresh()
             self.dir.mkdir(parents=True, exist_ok=True)
+            self._lock()
             info = {"spacy_clinlong": __version__, "job": self.spec.identity(), "input": self.source.fingerprint()}
             write_atomic(job_path, json.dumps(info, indent=2).encode())
         out = Path(self.spec.output)
@@ -135,6 +165,55 @@ class Job:
             self._write_plan()
         self.shards = self._read_plan()
         self.done = self._read_manifest()
+
+    def _lock(self) -> None:
+        """Hold the job's lock until this process ends (a kill releases it too).
+
+        RAISES (JobError): When another process is running this job.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return
+        self.close()
+        self._lock_handle = open(self.dir / LOCK_FILE, "a")
+        try:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_handle.close()
+            raise JobError(f"Another annotate process is running the job in {str(self.dir)!r}.") from None
+
+    def close(self) -> None:
+        """Let go of the job's lock (another process may then resume it)."""
+        if self._lock_handle is not None:
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> "Job":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def discard(self) -> None:
+        """Remove an earlier job's files from OUTPUT (and nothing else), to start afresh.
+
+        RAISES (JobError): When OUTPUT holds files that no job wrote.
+        """
+        if not (self.dir / JOB_FILE).exists():
+            self._check_fresh()
+            return
+        self._lock()
+        patterns = (JOB_FILE, PLAN_FILE, MANIFEST_FILE, SUMMARY_FILE, ERRORS_FILE, LOCK_FILE, "notes-*", "errors-*",
+                    "*.tmp-*")
+        for pattern in patterns:
+            for path in self.dir.glob(pattern):
+                path.unlink()
+        if self.spec.single_file:
+            Path(self.spec.output).unlink(missing_ok=True)
+            self.spec.errors_path.unlink(missing_ok=True)
+            if not any(self.dir.iterdir()):
+                self.dir.rmdir()
 
     def _check_fresh(self) -> None:
         out = Path(self.spec.output)
@@ -150,10 +229,10 @@ class Job:
         changed = sorted(key for key in set(ours) | set(info.get("job", {})) if info["job"].get(key) != ours.get(key))
         if changed:
             raise JobError(f"{str(self.dir)!r} holds a job started with other settings ({', '.join(changed)}); "
-                           "resume it with the same arguments, or choose a new OUTPUT.")
+                           "resume it with the same arguments, or start afresh with --restart or a new OUTPUT.")
         if not (self.dir / SUMMARY_FILE).exists() and self.source.fingerprint() != info["input"]:
             raise JobError(f"The input {self.spec.input!r} changed since the job in {str(self.dir)!r} started; "
-                           "choose a new OUTPUT to annotate it afresh.")
+                           "annotate it afresh with --restart or a new OUTPUT.")
 
     def _write_plan(self) -> None:
         header = {"kind": self.source.kind, "shard_size": self.spec.shard_size}

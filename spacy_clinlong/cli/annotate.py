@@ -45,12 +45,14 @@ def annotate_cli(
     questions: Optional[Path] = typer.Option(None, "--questions",
                                              help="Questions for every note (one per line, or a JSON list), for clinlong_qa"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A Ray cluster to join (default: RAY_ADDRESS or a local instance)"),
+    restart: bool = typer.Option(False, "--restart", help="Discard an earlier job in OUTPUT and start afresh"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr"),
 ) -> None:
     """Annotate every note of INPUT with the pipeline MODEL into OUTPUT.
 
     Killed at any moment and run again with the same arguments, the job picks
-    up where it stopped; every note ends up in OUTPUT exactly once. Bad records
+    up where it stopped; every note ends up in OUTPUT exactly once (--restart
+    starts afresh instead). Bad records
     (empty, undecodable, missing or duplicate id, too long) go to the errors
     file with the reason; note text is never printed.
     """
@@ -63,7 +65,7 @@ def annotate_cli(
                        batch_size=batch_size, max_chars=max_chars, id_field=id_field, text_field=text_field,
                        questions=_read_questions(questions))
         summary = annotate(spec, engine=engine, gpu_id=gpu_id, workers=workers, threads=threads, progress=progress,
-                           ray_address=ray_address, echo=typer.echo)
+                           ray_address=ray_address, restart=restart, echo=typer.echo)
     except (JobError, InputError, ValueError, OSError) as err:
         typer.echo(f"annotate: {err}", err=True)
         raise typer.Exit(code=1) from None
