@@ -198,8 +198,6 @@ def test_a_job_resumes_only_with_the_same_settings_and_input(annotate_pipeline, 
         run(dict(spec, output=str(tmp_path / "exists.jsonl")))
     with pytest.raises(JobError, match="DocBin shards need a directory"):
         JobSpec(**dict(spec, output=str(tmp_path / "x.jsonl"), fmt="docbin"))
-    with pytest.raises(ValueError, match="use --engine ray"):
-        run(dict(spec, output=str(tmp_path / "other")), workers=2)
     with pytest.raises(JobError, match="is not an annotate job"):
         run(dict(spec, output=str(tmp_path / "taken")), restart=True)
     assert (tmp_path / "taken" / "mine.txt").exists()
@@ -314,11 +312,40 @@ def test_ray_engine_gives_the_local_engine_output_on_2000_notes(annotate_pipelin
     pytest.importorskip("ray.data")
     source = write_jsonl(tmp_path / "notes.jsonl", short_notes(2000), BAD_LINES)
     spec = dict(model=str(annotate_pipeline), input=str(source), shard_size=250, max_chars=2000)
-    local, _ = run(dict(spec, output=str(tmp_path / "local")))
-    distributed, lines = run(dict(spec, output=str(tmp_path / "ray")), engine="ray", workers=2)
+    # One torch thread per pipeline in both: another thread count can change a score's last bit.
+    local, _ = run(dict(spec, output=str(tmp_path / "local")), threads=1)
+    distributed, lines = run(dict(spec, output=str(tmp_path / "ray")), engine="ray", workers=2, threads=1)
     assert local["notes"] == distributed["notes"] == 2000 and distributed["errors"] == 5
     assert shard_bytes(tmp_path / "ray") == shard_bytes(tmp_path / "local")
     assert (tmp_path / "ray" / "errors.jsonl").read_bytes() == (tmp_path / "local" / "errors.jsonl").read_bytes()
     ids = [json.loads(line)["id"] for line in shard_bytes(tmp_path / "ray").decode().splitlines()]
     assert len(ids) == len(set(ids)) == 2000
     assert lines[-1].startswith("2,000 notes in")
+
+
+def test_local_worker_processes_give_the_single_process_output(annotate_pipeline, short_notes, tmp_path):
+    source = write_jsonl(tmp_path / "notes.jsonl", short_notes(300), BAD_LINES[:3])
+    spec = dict(model=str(annotate_pipeline), input=str(source), shard_size=40)
+    single, _ = run(dict(spec, output=str(tmp_path / "one")), threads=1)
+    pool, _ = run(dict(spec, output=str(tmp_path / "two")), workers=2, threads=1)
+    assert single == dict(pool, output=str(tmp_path / "one"), errors_file=str(tmp_path / "one" / "errors.jsonl"))
+    assert shard_bytes(tmp_path / "two") == shard_bytes(tmp_path / "one")
+    assert (tmp_path / "two" / "errors.jsonl").read_bytes() == (tmp_path / "one" / "errors.jsonl").read_bytes()
+
+
+def test_questions_file_is_one_question_per_line_or_a_json_list(tmp_path):
+    import typer
+
+    from spacy_clinlong.cli.annotate import _read_questions
+
+    (tmp_path / "q.txt").write_text("What dose?\n\n  Which allergy?  \n")
+    assert _read_questions(tmp_path / "q.txt") == ["What dose?", "Which allergy?"]
+    (tmp_path / "q.json").write_text(json.dumps(["What dose?"]))
+    assert _read_questions(tmp_path / "q.json") == ["What dose?"]
+    (tmp_path / "bad.json").write_text(json.dumps({"q": 1}))
+    with pytest.raises(typer.BadParameter, match="JSON list of strings"):
+        _read_questions(tmp_path / "bad.json")
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(typer.BadParameter, match="holds no questions"):
+        _read_questions(tmp_path / "empty.txt")
+    assert _read_questions(None) == []

@@ -78,3 +78,25 @@ def test_fast_attention_matches_hugging_face_on_gpu(arch):
     for row, n in enumerate(lengths):
         assert (got[row, :n] - want[row, :n]).abs().max().item() < 1e-4
         assert (half[row, :n] - want[row, :n]).abs().max().item() < 0.1
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_annotate_on_gpu_keeps_every_note(engine, annotate_pipeline, short_notes, tmp_path):
+    """annotate --gpu-id 0: the pipeline runs on CUDA (Ray: one GPU per worker), every note once."""
+    import json
+
+    from spacy_clinlong.annotate import JobSpec, annotate
+
+    if engine == "ray":
+        pytest.importorskip("ray.data")
+    notes = short_notes(200)
+    source = tmp_path / "notes.jsonl"
+    source.write_text("".join(json.dumps(n) + "\n" for n in notes))
+    try:
+        summary = annotate(JobSpec(model=str(annotate_pipeline), input=str(source), output=str(tmp_path / "out.jsonl"),
+                                   shard_size=50), engine=engine, gpu_id=0, workers=1, progress=False, echo=print)
+    finally:
+        spacy.require_cpu()
+    views = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert summary["notes"] == 200 and summary["errors"] == 0
+    assert [v["id"] for v in views] == [n["id"] for n in notes]

@@ -1,8 +1,11 @@
-"""The two engines that annotate a job's pending shards: one local process, or Ray Data.
+"""The two engines that annotate a job's pending shards: local (this process, or a pool of
+worker processes on this machine) and Ray Data (an actor pool, on one machine or a cluster).
 
 Both load the pipeline the same way (`load_pipeline`) and annotate a shard the
-same way (`annotate_shard`): only who runs which shard differs, so their
-output is the same (on the same kind of device and thread count).
+same way (`annotate_shard`): only who runs which shard differs, so the output
+is the same, byte for byte, where each pipeline runs on the same kind of
+device with the same number of torch threads (a different thread count can
+change a score in its last bit: matrix products add up in another order).
 """
 import json
 import logging
@@ -32,15 +35,55 @@ def default_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def run_local(job: Job, *, gpu_id: int, threads: Optional[int], bar) -> None:
-    """Annotate the pending shards in this process, in order."""
+def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, bar) -> None:
+    """Annotate the pending shards in this process, in order, or in `workers` processes
+    (spawned, one pipeline each), whose shards are recorded as they finish."""
     spec = job.spec
-    nlp = load_pipeline(spec.model, gpu_id=gpu_id, threads=threads, max_chars=spec.max_chars)
-    check_pipeline(nlp, spec)
-    for shard in job.pending():
-        entry = annotate_shard(nlp, job.source, shard, work_dir=job.dir, fmt=spec.fmt, batch_size=spec.batch_size,
-                               max_chars=spec.max_chars, questions=spec.questions or None, on_notes=bar.update)
-        job.record(entry)
+    if workers == 1:
+        nlp = load_pipeline(spec.model, gpu_id=gpu_id, threads=threads, max_chars=spec.max_chars)
+        check_pipeline(nlp, spec)
+        for shard in job.pending():
+            entry = annotate_shard(nlp, job.source, shard, work_dir=job.dir, fmt=spec.fmt,
+                                   batch_size=spec.batch_size, max_chars=spec.max_chars,
+                                   questions=spec.questions or None, on_notes=bar.update)
+            job.record(entry)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    if spec.questions:
+        check_pipeline(load_pipeline(spec.model, max_chars=spec.max_chars), spec)
+    args = (_fields(spec), str(job.dir), gpu_id, threads or default_threads(workers))
+    shards = iter(job.pending())
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_worker, initargs=args) as pool:
+        running = set()
+        while True:
+            # Two shards per worker in flight: none waits, and a kill loses little.
+            for shard in shards:
+                running.add(pool.submit(_work, json.dumps(shard)))
+                if len(running) >= 2 * workers:
+                    break
+            if not running:
+                return
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                entry = json.loads(future.result())
+                job.record(entry)
+                bar.update(entry["notes"] + entry["failed"])
+
+
+_WORKER: Optional["ShardWorker"] = None
+
+
+def _start_worker(spec: Dict[str, Any], work_dir: str, gpu_id: int, threads: int) -> None:
+    global _WORKER
+    _WORKER = ShardWorker(spec, work_dir, gpu_id, threads)
+
+
+def _work(shard: str) -> str:
+    assert _WORKER is not None
+    return _WORKER({"shard": [shard]})["entry"][0]
 
 
 def check_pipeline(nlp, spec: JobSpec) -> None:
@@ -55,22 +98,21 @@ def _factories(nlp) -> List[str]:
 
 
 class ShardWorker:
-    """A Ray Data actor: one pipeline per worker, annotating whole shards.
+    """One pipeline annotating whole shards: a Ray Data actor, or a local worker process.
 
     spec (Dict[str, Any]): The JobSpec's fields.
     work_dir (str): The job's work directory (on storage every node can reach).
-    gpu (bool): Use the GPU Ray gave this actor.
+    gpu_id (int): The GPU to use, -1 for CPU.
     threads (int): Torch threads on CPU.
     """
 
-    def __init__(self, spec: Dict[str, Any], work_dir: str, gpu: bool, threads: int) -> None:
+    def __init__(self, spec: Dict[str, Any], work_dir: str, gpu_id: int, threads: int) -> None:
         from pathlib import Path
 
         self.spec = JobSpec(**spec)
         self.work_dir = Path(work_dir)
         self.source = NoteInput(Path(self.spec.input), id_field=self.spec.id_field, text_field=self.spec.text_field)
-        # Ray hides all but this actor's GPUs, so the one it was given is device 0.
-        self.nlp = load_pipeline(self.spec.model, gpu_id=0 if gpu else -1, threads=None if gpu else threads,
+        self.nlp = load_pipeline(self.spec.model, gpu_id=gpu_id, threads=None if gpu_id >= 0 else threads,
                                  max_chars=self.spec.max_chars)
 
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, List[str]]:
@@ -122,8 +164,9 @@ def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[
         resources = {"num_gpus": 1} if gpu else {"num_cpus": threads}
         annotated = dataset.map_batches(
             ShardWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
-            fn_constructor_kwargs={"spec": _fields(spec), "work_dir": str(job.dir.resolve()), "gpu": gpu,
-                                   "threads": threads},
+            # Ray hides all but an actor's own GPU, so the one it was given is device 0.
+            fn_constructor_kwargs={"spec": _fields(spec), "work_dir": str(job.dir.resolve()),
+                                   "gpu_id": 0 if gpu else -1, "threads": threads},
             **resources)
         for row in annotated.iter_rows():
             entry = json.loads(row["entry"])
@@ -148,8 +191,10 @@ def annotate(spec: JobSpec, *, engine: str = "local", gpu_id: int = -1, workers:
     spec (JobSpec): What to annotate, with what, into where.
     engine (str): "local" (this process) or "ray" (a Ray Data actor pool).
     gpu_id (int): GPU for the local engine; with Ray, >= 0 gives each worker a GPU.
-    workers (Optional[int]): Ray workers (default: one per GPU, or 1 on CPU).
-    threads (Optional[int]): Torch threads per CPU worker (default: cores / workers).
+    workers (Optional[int]): Pipelines at work: local processes (default 1: this
+        process), or Ray workers (default: one per GPU, or 1 on CPU).
+    threads (Optional[int]): Torch threads per CPU worker (default: torch's own in
+        this process, cores / workers in worker processes).
     progress (bool): Show the progress bar (on stderr).
     ray_address (Optional[str]): A Ray cluster to join (default: RAY_ADDRESS, or a local instance).
     restart (bool): Discard an earlier job in OUTPUT (its files only) and start afresh.
@@ -158,9 +203,6 @@ def annotate(spec: JobSpec, *, engine: str = "local", gpu_id: int = -1, workers:
     """
     if engine not in ENGINES:
         raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
-    if engine == "local" and workers not in (None, 1):
-        raise ValueError("The local engine runs one pipeline in this process; for more workers use --engine ray "
-                         "(it starts a local Ray instance on one machine).")
     with Job(spec) as job:
         if restart:
             job.discard()
@@ -178,7 +220,7 @@ def annotate(spec: JobSpec, *, engine: str = "local", gpu_id: int = -1, workers:
         start = time.perf_counter()
         with progress_bar(counts["notes"], counts["notes_done"], enabled=progress) as bar:
             if engine == "local":
-                run_local(job, gpu_id=gpu_id, threads=threads, bar=bar)
+                run_local(job, gpu_id=gpu_id, threads=threads, workers=workers or 1, bar=bar)
             else:
                 run_ray(job, workers=workers, gpu_id=gpu_id, threads=threads, bar=bar, address=ray_address)
         seconds = time.perf_counter() - start

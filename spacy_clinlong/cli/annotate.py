@@ -35,7 +35,7 @@ def annotate_cli(
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Notes per nlp.pipe batch"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU id, -1 for CPU; with --engine ray, >= 0 gives each worker a GPU"),
     workers: Optional[int] = typer.Option(None, "--workers", min=1,
-                                          help="Ray workers, one pipeline each (default: one per GPU, or 1)"),
+                                          help="Pipelines at work: local processes, or Ray workers (default: 1, or one per GPU on Ray)"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads per CPU worker"),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl (the JSON view of each note) or docbin (spaCy shards)"),
     shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Records per shard: the unit of resuming"),
