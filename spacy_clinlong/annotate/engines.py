@@ -165,7 +165,7 @@ def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[
         annotated = dataset.map_batches(
             ShardWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
             # Ray hides all but an actor's own GPU, so the one it was given is device 0.
-            fn_constructor_kwargs={"spec": _fields(spec), "work_dir": str(job.dir.resolve()),
+            fn_constructor_kwargs={"spec": _fields(spec, absolute=True), "work_dir": str(job.dir.resolve()),
                                    "gpu_id": 0 if gpu else -1, "threads": threads},
             **resources)
         for row in annotated.iter_rows():
@@ -177,10 +177,18 @@ def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[
             ray.shutdown()
 
 
-def _fields(spec: JobSpec) -> Dict[str, Any]:
+def _fields(spec: JobSpec, *, absolute: bool = False) -> Dict[str, Any]:
+    """RETURNS (Dict[str, Any]): The spec's fields; with `absolute`, local paths made absolute
+    (a Ray worker need not start in the driver's directory)."""
     from dataclasses import asdict
+    from pathlib import Path
 
-    return asdict(spec)
+    fields = asdict(spec)
+    if absolute:
+        for key in ("model", "input", "output"):
+            if Path(fields[key]).exists():
+                fields[key] = str(Path(fields[key]).resolve())
+    return fields
 
 
 def annotate(spec: JobSpec, *, engine: str = "local", gpu_id: int = -1, workers: Optional[int] = None,
