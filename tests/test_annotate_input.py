@@ -98,7 +98,7 @@ def test_bad_jsonl_records_are_reported_by_reason_without_text(tmp_path):
     shards = list(shard_plan(source, shard_size=4, max_chars=100))
     bad = [entry for shard in shards for entry in shard["bad"]]
     assert [(e["index"], e["id"], e["reason"]) for e in bad] == [
-        (1, "b", "empty"), (2, None, "undecodable"), (3, None, "invalid_json"), (4, None, "missing_id"),
+        (1, "b", "empty"), (2, "c", "undecodable"), (3, None, "invalid_json"), (4, None, "missing_id"),
         (5, "", "missing_id"), (6, None, "invalid_id"), (7, "a", "duplicate_id"), (8, "d", "too_long"),
         (9, "e", "missing_text"), (10, None, "invalid_json")]
     assert [e["source"] for e in bad][:3] == ["notes.jsonl:2", "notes.jsonl:3", "notes.jsonl:4"]

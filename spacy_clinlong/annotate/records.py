@@ -69,6 +69,11 @@ def input_kind(path: Path) -> str:
     )
 
 
+def _has_surrogates(text: str) -> bool:
+    """RETURNS (bool): Whether undecodable bytes were let through as lone surrogates."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
 def judge(record: RawRecord, max_chars: int) -> Optional[str]:
     """The reason a record cannot be annotated, or None (duplicates are judged by the caller).
 
@@ -82,7 +87,7 @@ def judge(record: RawRecord, max_chars: int) -> Optional[str]:
         return "invalid_id"
     if not isinstance(record.text, str):
         return "missing_text"
-    if any("\udc80" <= ch <= "\udcff" for ch in record.text):
+    if _has_surrogates(record.text):
         return "undecodable"
     if not record.text.strip():
         return "empty"
@@ -183,17 +188,22 @@ class NoteInput:
                 if not raw.strip():
                     continue
                 source = f"{name}:{here}"
+                # Bad bytes become lone surrogates, so a record with an undecodable text
+                # still gives its id, and judge() reports it as undecodable.
+                decoded = raw.decode("utf-8", errors="surrogateescape")
                 try:
-                    obj = json.loads(raw.decode("utf-8"))
-                except UnicodeDecodeError:
-                    record = RawRecord(index, None, None, source, reason="undecodable", length=len(raw))
+                    obj = json.loads(decoded)
                 except ValueError:
-                    record = RawRecord(index, None, None, source, reason="invalid_json", length=len(raw))
-                else:
-                    if isinstance(obj, dict):
-                        record = RawRecord(index, obj.get(self.id_field), obj.get(self.text_field), source)
+                    obj = None
+                if isinstance(obj, dict):
+                    note_id = obj.get(self.id_field)
+                    if isinstance(note_id, str) and _has_surrogates(note_id):
+                        record = RawRecord(index, None, None, source, reason="undecodable", length=len(raw))
                     else:
-                        record = RawRecord(index, None, None, source, reason="invalid_json", length=len(raw))
+                        record = RawRecord(index, note_id, obj.get(self.text_field), source)
+                else:
+                    reason = "undecodable" if _has_surrogates(decoded) else "invalid_json"
+                    record = RawRecord(index, None, None, source, reason=reason, length=len(raw))
                 index += 1
                 yield record, {"index": index, "offset": offset, "line": line}
 
@@ -243,7 +253,7 @@ class NoteInput:
                 else:
                     note_id = row[id_col] if id_col < len(row) else None
                     text = row[text_col] if text_col < len(row) else None
-                    if isinstance(note_id, str) and any("\udc80" <= ch <= "\udcff" for ch in note_id):
+                    if isinstance(note_id, str) and _has_surrogates(note_id):
                         note_id = None
                     record = RawRecord(index, note_id, text, source)
                 index += 1
