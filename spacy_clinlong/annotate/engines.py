@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .job import PLAN_FILE, Job, JobSpec
 from .records import NoteInput
@@ -40,19 +40,15 @@ def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, ba
     (spawned, one pipeline each), whose shards are recorded as they finish."""
     spec = job.spec
     if workers == 1:
-        nlp = load_pipeline(spec.model, gpu_id=gpu_id, threads=threads, max_chars=spec.max_chars)
-        check_pipeline(nlp, spec)
+        worker = ShardWorker(_fields(spec), str(job.dir), gpu_id, threads)
+        check_pipeline(worker.nlp, spec)
         for shard in job.pending():
-            entry = annotate_shard(nlp, job.source, shard, work_dir=job.dir, fmt=spec.fmt,
-                                   batch_size=spec.batch_size, max_chars=spec.max_chars,
-                                   questions=spec.questions or None, on_notes=bar.update)
-            job.record(entry)
+            job.record(worker.annotate(shard, on_notes=bar.update))
         return
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    if spec.questions:
-        check_pipeline(load_pipeline(spec.model, max_chars=spec.max_chars), spec)
+    check_questions(spec)
     args = (_fields(spec), str(job.dir), gpu_id, threads or default_threads(workers))
     shards = iter(job.pending())
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
@@ -68,9 +64,14 @@ def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, ba
                 return
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                entry = json.loads(future.result())
-                job.record(entry)
-                bar.update(entry["notes"] + entry["failed"])
+                _record(job, bar, future.result())
+
+
+def _record(job: Job, bar, entry: str) -> None:
+    """Record a shard a worker finished (its manifest entry as JSON) and move the bar."""
+    done = json.loads(entry)
+    job.record(done)
+    bar.update(done["notes"] + done["failed"])
 
 
 _WORKER: Optional["ShardWorker"] = None
@@ -84,6 +85,13 @@ def _start_worker(spec: Dict[str, Any], work_dir: str, gpu_id: int, threads: int
 def _work(shard: str) -> str:
     assert _WORKER is not None
     return _WORKER({"shard": [shard]})["entry"][0]
+
+
+def check_questions(spec: JobSpec) -> None:
+    """Before workers start: refuse questions for a pipeline that cannot answer them
+    (loads the pipeline here only when there are questions)."""
+    if spec.questions:
+        check_pipeline(load_pipeline(spec.model, max_chars=spec.max_chars), spec)
 
 
 def check_pipeline(nlp, spec: JobSpec) -> None:
@@ -115,15 +123,16 @@ class ShardWorker:
         self.nlp = load_pipeline(self.spec.model, gpu_id=gpu_id, threads=None if gpu_id >= 0 else threads,
                                  max_chars=self.spec.max_chars)
 
+    def annotate(self, shard: Dict[str, Any], on_notes: Optional[Callable[[int], None]] = None) -> Dict[str, Any]:
+        """RETURNS (Dict[str, Any]): The manifest entry of the shard, annotated and written."""
+        spec = self.spec
+        return annotate_shard(self.nlp, self.source, shard, work_dir=self.work_dir, fmt=spec.fmt,
+                              batch_size=spec.batch_size, max_chars=spec.max_chars,
+                              questions=spec.questions or None, on_notes=on_notes)
+
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, List[str]]:
-        entries = []
-        for item in batch["shard"]:
-            shard = json.loads(item)
-            entry = annotate_shard(self.nlp, self.source, shard, work_dir=self.work_dir, fmt=self.spec.fmt,
-                                   batch_size=self.spec.batch_size, max_chars=self.spec.max_chars,
-                                   questions=self.spec.questions or None)
-            entries.append(json.dumps(entry))
-        return {"entry": entries}
+        """Ray Data's call: a batch of shards (as JSON) to their manifest entries (as JSON)."""
+        return {"entry": [json.dumps(self.annotate(json.loads(item))) for item in batch["shard"]]}
 
 
 def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[int], bar,
@@ -149,8 +158,7 @@ def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True,
                  configure_logging=True)
     try:
-        if spec.questions:
-            check_pipeline(load_pipeline(spec.model, max_chars=spec.max_chars), spec)
+        check_questions(spec)
         gpu = gpu_id >= 0
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("GPU", 0))) if gpu else 1
@@ -169,9 +177,7 @@ def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[
                                    "gpu_id": 0 if gpu else -1, "threads": threads},
             **resources)
         for row in annotated.iter_rows():
-            entry = json.loads(row["entry"])
-            job.record(entry)
-            bar.update(entry["notes"] + entry["failed"])
+            _record(job, bar, row["entry"])
     finally:
         if started:
             ray.shutdown()

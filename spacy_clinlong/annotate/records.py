@@ -120,6 +120,7 @@ class NoteInput:
         self.kind = input_kind(self.path)
         self.id_field = id_field
         self.text_field = text_field
+        self._txt_files: Optional[List[str]] = None
         if self.kind == "csv":
             self._csv_columns()
         elif self.kind == "parquet":
@@ -136,9 +137,12 @@ class NoteInput:
                 "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
 
     def txt_files(self) -> List[str]:
-        """RETURNS (List[str]): The .txt files under the directory, relative, in sorted order."""
-        return sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*")
-                      if p.is_file() and p.suffix.lower() == TXT_SUFFIX)
+        """RETURNS (List[str]): The .txt files under the directory, relative, in sorted order
+            (listed once: the fingerprint and the plan of a new job both need them)."""
+        if self._txt_files is None:
+            self._txt_files = sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*")
+                                     if p.is_file() and p.suffix.lower() == TXT_SUFFIX)
+        return self._txt_files
 
     def records(self, locator: Optional[Dict[str, Any]] = None) -> Iterator[Tuple[RawRecord, Dict[str, Any]]]:
         """Read records from the start of the input, or from a shard's locator on.

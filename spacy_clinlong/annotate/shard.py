@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from .records import NoteInput, read_shard
+from .records import NoteInput, RawRecord, error_entry, read_shard
 
 FORMATS = ("jsonl", "docbin")
 SUFFIX = {"jsonl": ".jsonl", "docbin": ".spacy"}
@@ -76,11 +76,6 @@ def load_pipeline(model: str, *, gpu_id: int = -1, threads: Optional[int] = None
     return nlp
 
 
-def _batches(items: List[Any], size: int) -> Iterator[List[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
 def run_pipeline(nlp, notes: List[Tuple[Any, str, int, str]], *, batch_size: int, questions: Optional[List[str]],
                  on_notes: Optional[Callable[[int], None]] = None) -> Iterator[Tuple[Tuple[Any, str, int, str], Any, Optional[str]]]:
     """Annotate notes in batches; a batch that raises is redone note by note.
@@ -89,13 +84,15 @@ def run_pipeline(nlp, notes: List[Tuple[Any, str, int, str]], *, batch_size: int
         or None and the exception's type name (never its message, which may
         quote the text).
     """
+    from spacy.util import minibatch
+
     def make(text):
         doc = nlp.make_doc(text)
         if questions:
             doc._.questions = list(questions)
         return doc
 
-    for chunk in _batches(notes, batch_size):
+    for chunk in minibatch(notes, size=batch_size):
         try:
             docs = list(nlp.pipe([make(text) for _, text, _, _ in chunk], batch_size=batch_size))
         except Exception:
@@ -161,8 +158,7 @@ def annotate_shard(nlp, source: NoteInput, shard: Dict[str, Any], *, work_dir: P
     for (note_id, text, index, where), doc, error in run_pipeline(nlp, notes, batch_size=batch_size, questions=questions,
                                                            on_notes=on_notes):
         if doc is None:
-            failed.append({"index": index, "id": note_id, "reason": "pipeline_error",
-                           "source": where, "length": len(text), "detail": error})
+            failed.append(error_entry(RawRecord(index, note_id, text, where), "pipeline_error", detail=error))
         elif docbin is not None:
             doc._.note_id = note_id
             _plain_user_data(doc)
