@@ -18,7 +18,9 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 # Bucket bounds in spaCy tokens from the section start: near <= 64 < mid <= 128 < far.
-NEAR, MID = 64, 128
+# Items beyond BEYOND tokens are also counted in a ">256" bucket (a part of far). A
+# token is at least one wordpiece, so these are at least as far in wordpieces.
+NEAR, MID, BEYOND = 64, 128, 256
 LIST_SECTIONS: Tuple[str, ...] = ("ALLERGIES", "MEDICATIONS")
 LIST_LABELS: Tuple[str, ...] = ("ALLERGEN", "TREATMENT")
 
@@ -47,7 +49,8 @@ def long_range_scores(
     RETURNS (Dict): `longrange_far_recall` (recall over the far bucket, all
         labels), `longrange_far_n`, and `longrange_per_bucket`:
         "<LABEL> <bucket>" -> {"r": recall, "n": gold count}, plus
-        "all <bucket>" over every counted label. Exact-match recall: the
+        "all <bucket>" over every counted label; ">256" counts the far items
+        beyond 256 tokens once more. Exact-match recall: the
         predicted entity has the gold start, end and label.
     """
     if not gold_docs:
@@ -75,9 +78,11 @@ def long_range_scores(
             section = next((s for s in starts if s[0] <= ent.start < s[1]), None)
             if section is None or section[2] not in wanted_sections:
                 continue
-            bucket = bucket_of(ent.start - section[0])
+            distance = ent.start - section[0]
+            buckets = [bucket_of(distance)] + ([f">{BEYOND}"] if distance > BEYOND else [])
             hit = int((ent.start, ent.end, ent.label_) in predicted)
-            for key in (f"{ent.label_} {bucket}", f"all {bucket}"):
+            keys = [f"{who} {bucket}" for bucket in buckets for who in (ent.label_, "all")]
+            for key in keys:
                 tally = counts.setdefault(key, [0, 0])
                 tally[0] += 1
                 tally[1] += hit

@@ -10,7 +10,10 @@ from spacy_clinlong.report import summarize
 
 def _gold(nlp):
     filler = " ".join(["x"] * 140)
-    text = f"ALLERGIES: Penicillin\n{filler} Penicillin\nMEDICATIONS: Penicillin\nSOCIAL HISTORY: none"
+    return _gold_from(nlp, f"ALLERGIES: Penicillin\n{filler} Penicillin\nMEDICATIONS: Penicillin\nSOCIAL HISTORY: none")
+
+
+def _gold_from(nlp, text):
     doc = nlp.make_doc(text)
     pen = [t.i for t in doc if t.text == "Penicillin"]
     meds = [t.i for t in doc if t.text == "MEDICATIONS"][0]
@@ -45,6 +48,16 @@ def test_buckets_by_distance_from_the_section_start(ruler_nlp):
     assert per["all near"] == {"r": 0.5, "n": 2}
     assert scores["longrange_far_recall"] == 1.0 and scores["longrange_far_n"] == 1
     assert [bucket_of(d) for d in (0, 64, 65, 128, 129)] == ["near", "near", "mid", "mid", "far"]
+    assert "ALLERGEN >256" not in per  # 141 tokens from its header
+
+
+def test_items_beyond_256_tokens_are_counted_once_more(ruler_nlp):
+    doc = _gold(ruler_nlp)
+    text = doc.text.replace("x " * 140, "x " * 300)
+    longer = _gold_from(ruler_nlp, text)
+    per = long_range_scores(ruler_nlp, [longer])["longrange_per_bucket"]
+    assert per["ALLERGEN far"] == {"r": 1.0, "n": 1} and per["ALLERGEN >256"] == {"r": 1.0, "n": 1}
+    assert per["all >256"]["n"] == 1
 
 
 def test_counts_only_the_list_sections_and_labels(ruler_nlp):

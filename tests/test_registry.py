@@ -16,6 +16,7 @@ REGISTRIES = {
     "spacy_factories": "factories",
     "spacy_scorers": "scorers",
     "spacy_cli": "cli",
+    "thinc_schedules": "schedules",
 }
 
 

