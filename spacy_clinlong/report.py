@@ -63,14 +63,17 @@ def summarize(metrics_dir: Path) -> str:
             continue
         lines += ["", f"## {task}: {per_key} ({field})", ""]
         header = "| label | " + " | ".join(systems) + " |"
-        if len(systems) == 2:
-            header += f" {systems[0]} - {systems[1]} |"
+        # long vs strided where both ran (other systems, such as bow, are shown beside them)
+        pair = ("long", "strided") if {"long", "strided"} <= set(systems) else tuple(systems) if len(systems) == 2 else ()
+        if pair:
+            header += f" {pair[0]} - {pair[1]} |"
         lines += [header, "| --- " * (header.count("|") - 1) + "|"]
         for label in labels:
             values = [_per_label(metrics[(task, s)], per_key, label, field) for s in systems]
             row = f"| {label} | " + " | ".join(_fmt(v) for v in values) + " |"
-            if len(systems) == 2:
-                diff = None if None in values else values[0] - values[1]
+            if pair:
+                first, second = (values[systems.index(name)] for name in pair)
+                diff = None if first is None or second is None else first - second
                 row += f" {_fmt(diff, signed=True)} |"
             lines.append(row)
     return "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@ from spacy_clinlong.cli import app
 
 
 def test_demo_runs_offline_and_reports(tmp_path):
-    result = CliRunner().invoke(app, ["demo", str(tmp_path / "demo"), "--n-notes", "6"])
+    result = CliRunner().invoke(app, ["demo", str(tmp_path / "demo"), "--n-notes", "6", "--train-steps", "0"])
     assert result.exit_code == 0, result.output
     assert "Every token aligned to at least one wordpiece: yes" in result.output
     rows = json.loads((tmp_path / "demo" / "demo_output.json").read_text())
@@ -25,3 +25,19 @@ def test_demo_rejects_unknown_arch(tmp_path):
     result = CliRunner().invoke(app, ["demo", str(tmp_path), "--arch", "gpt2"])
     assert result.exit_code != 0
     assert "--arch" in result.output
+
+
+def test_demo_leaves_a_trained_pipeline_that_annotates_and_answers(tmp_path):
+    """The demo's trained pipeline: ner, clinlong_qa and medspaCy, loadable by path."""
+    import spacy
+
+    result = CliRunner().invoke(app, ["demo", str(tmp_path / "demo"), "--n-notes", "12", "--train-steps", "6"])
+    assert result.exit_code == 0, result.output
+    assert "[6/6]" in result.output and "Held-out notes:" in result.output and "Q: " in result.output
+    nlp = spacy.load(tmp_path / "demo" / "trained")
+    assert {"ner", "clinlong_qa", "medspacy_context", "medspacy_sectionizer"} <= set(nlp.pipe_names)
+    doc = nlp.make_doc("ALLERGIES: penicillin.\nHPI: Denies chest pain.")
+    doc._.questions = ["What is the patient allergic to?"]
+    doc = nlp(doc)
+    assert len(doc._.answers) == 1
+    assert all(e.has_extension("is_negated") for e in doc.ents)

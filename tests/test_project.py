@@ -27,7 +27,9 @@ def test_project_yml_declares_help_and_outputs():
             if dep.startswith("configs/"):
                 assert (ROOT / dep).exists(), dep
     names = {c["name"] for c in project["commands"]}
-    assert set(project["workflows"]["all"]) <= names
+    assert set(project["workflows"]["all"]) <= names and set(project["workflows"]["proof"]) <= names
+    # The proof is not part of the default run: it installs real weights and takes an hour on CPU.
+    assert not set(project["workflows"]["proof"]) & set(project["workflows"]["all"])
     assert all("url" not in asset for asset in project["assets"]), "licensed corpora have no URL"
 
 
@@ -69,6 +71,7 @@ def test_offline_workflow_end_to_end(tmp_path):
         "batch_words": 1500,
         "pretrain_steps": 30,
         "pretrain_length": 256,
+        "bow_steps": 30,
     }
     args = [f"--vars.{k}={v}" for k, v in overrides.items()]
     result = subprocess.run(
@@ -79,7 +82,8 @@ def test_offline_workflow_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     metrics = project_dir / "metrics"
-    for name in ("ner_long", "ner_strided", "textcat_multilabel_long", "textcat_multilabel_strided", "qa_long"):
+    for name in ("ner_long", "ner_strided", "textcat_multilabel_long", "textcat_multilabel_strided",
+                 "textcat_multilabel_bow", "qa_long"):
         scores = srsly.read_json(metrics / f"{name}.json")
         assert scores, name
     assert 0.0 <= srsly.read_json(metrics / "qa_long.json")["qa_f1"] <= 1.0
@@ -87,6 +91,8 @@ def test_offline_workflow_end_to_end(tmp_path):
     assert "| ner | long | ents_f |" in summary and "| ner | strided | ents_f |" in summary
     assert "| textcat_multilabel | long | cats_macro_auc |" in summary
     assert "| textcat_multilabel | strided | cats_macro_auc |" in summary
+    # spaCy's bag of words, the baseline a textcat is read against, on the same notes
+    assert "| textcat_multilabel | bow | cats_macro_auc |" in summary
     assert "| qa | long | qa_f1 |" in summary
     # long and strided side by side per label, for every entity and note label
     assert "| ALLERGEN |" in summary and "| ALLERGY_CONFLICT |" in summary

@@ -1,22 +1,25 @@
 """`clinlong_qa`: extractive QA over long notes (tiny random Longformer, CPU)."""
+
 from pathlib import Path
 
 import numpy
 import pytest
 import spacy
+import torch
 from spacy.tokens import DocBin, Span
 from spacy.training import Example
 
 from spacy_clinlong.corpus import generate_notes, note_to_doc
 from spacy_clinlong.models.encoder import batch_tensors
-from spacy_clinlong.pipes.qa import _window_target
-from spacy_clinlong.pipes.qa_model import QAOutput, QAQuery, decode, encode_queries
-from spacy_clinlong.pipes.qa_scoring import qa_score, score_answer, token_f1
+from spacy_clinlong.pipes import qa as qa_module
+from spacy_clinlong.pipes.qa import window_targets
+from spacy_clinlong.pipes.qa_model import QAOutput, QAQuery, encode_queries
+from spacy_clinlong.pipes.qa_scoring import decode, qa_score, score_answer, token_f1
 
 CONFIG = Path(__file__).parent.parent / "configs" / "qa_longformer.cfg"
 
 
-def _qa_nlp(model_dir, *, max_length=256, null_threshold=0.0):
+def _qa_nlp(model_dir, *, max_length=256, null_threshold=0.0, overlap=64, **model_cfg):
     # The QA head is newly initialized on a bare encoder: seed it.
     spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
@@ -24,11 +27,19 @@ def _qa_nlp(model_dir, *, max_length=256, null_threshold=0.0):
         "clinlong_qa",
         config={
             "null_threshold": null_threshold,
-            "model": {"name": str(model_dir), "max_length": max_length, "get_spans": {"overlap": 64}},
+            "model": {
+                "name": str(model_dir),
+                "max_length": max_length,
+                "get_spans": {"overlap": overlap},
+                **model_cfg,
+            },
         },
     )
     nlp.initialize()
     return nlp
+
+
+NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +63,11 @@ def test_answers_are_spans_with_scores(qa_nlp, note):
     for span in doc._.answers:
         assert isinstance(span, Span) and span.doc is doc and len(span) >= 1
         assert isinstance(span._.score, float)
-        # Snapped to token boundaries.
+        # Snapped to token boundaries; the exact answer lies inside the span.
         assert doc.char_span(span.start_char, span.end_char) == span
+        start, end = span._.clinlong_answer_chars
+        assert span.start_char <= start < end <= span.end_char
+        assert span._.clinlong_answer_text == doc.text[start:end] == doc.text[start:end].strip()
     ranked = qa_nlp.get_pipe("clinlong_qa").ask(doc, questions, top_k=3)
     assert len(ranked) == len(questions)
     for spans, best in zip(ranked, doc._.answers):
@@ -70,9 +84,45 @@ def test_answers_survive_a_docbin(qa_nlp, note):
     doc = qa_nlp(doc)
     back = list(DocBin(docs=[doc], store_user_data=True).get_docs(qa_nlp.vocab))[0]
     (span,) = back._.answers
-    assert (span.start, span.end, span._.score) == (
-        doc._.answers[0].start, doc._.answers[0].end, doc._.answers[0]._.score
-    )
+    (before,) = doc._.answers
+    assert (span.start, span.end, span._.score) == (before.start, before.end, before._.score)
+    assert span._.clinlong_answer_chars == before._.clinlong_answer_chars
+    assert span._.clinlong_answer_text == before._.clinlong_answer_text
+
+
+def test_scorer_compares_the_exact_answer_not_the_widened_span():
+    from spacy_clinlong.pipes.extensions import answer_texts, store_answers
+
+    nlp = spacy.blank("en")
+    text = "BP 128/76 today. BP 130/80 yesterday."
+    ref = nlp.make_doc(text)
+    ref.user_data["clinlong_qa"] = [
+        {
+            "question": "systolic today?",
+            "answers": [{"text": "128", "answer_start": 3}],
+            "is_impossible": False,
+        },
+        {
+            "question": "systolic yesterday?",
+            "answers": [{"text": "130", "answer_start": 20}],
+            "is_impossible": False,
+        },
+    ]
+    pred = nlp.make_doc(text)
+    assert pred[1].text == "128/76"  # one spaCy token
+    pred._.questions = ["systolic today?", "systolic yesterday?"]
+    # Both answers are parts of tokens; the second question answered on the
+    # same token as the first, with other characters.
+    store_answers(pred, [(1, 2, 3.0, 3, 6), (1, 2, 1.0, 7, 9)])
+    assert answer_texts(pred) == ["128", "76"]
+    first, second = pred._.answers
+    assert first.text == "128/76" and (first.start, first.end) == (second.start, second.end)
+    # EM 1 on the first (the widened "128/76" would score EM 0 and F1 0), 0 on the second.
+    assert qa_score([Example(pred, ref)]) == {"qa_exact": 0.5, "qa_f1": 0.5}
+    # Answers set as plain Spans (no exact characters) are scored by their text.
+    pred._.answers = [pred[1:2], None]
+    assert answer_texts(pred) == ["128/76", None]
+    assert qa_score([Example(pred, ref)]) == {"qa_exact": 0.0, "qa_f1": 0.0}
 
 
 def test_pair_encoding_puts_the_question_first(qa_nlp, note):
@@ -91,7 +141,9 @@ def test_pair_encoding_puts_the_question_first(qa_nlp, note):
     assert ids[-1] == tok.sep_token_id and first.offset == 1 + len(q_ids) + 2
     assert len(ids) <= 256
     # Longformer: global attention on CLS and every question token, nowhere else.
-    mask = batch_tensors([w.input for w in windows], qa.model.facts, qa.model.transformer.device, sparse=False)
+    mask = batch_tensors(
+        [w.input for w in windows], qa.model.facts, qa.model.transformer.device, sparse=False
+    )
     glob = mask["global_attention_mask"][0].tolist()
     assert glob[: 1 + len(q_ids)] == [1] * (1 + len(q_ids)) and sum(glob) == 1 + len(q_ids)
 
@@ -103,25 +155,28 @@ def test_long_note_is_read_in_windows_and_late_windows_answer(qa_nlp, note):
     assert len(windows) >= 3 and pieces[0].n_wordpieces > 256
     assert windows[0].start == 0 and windows[-1].end == pieces[0].n_wordpieces
     assert all(a.end > b.start for a, b in zip(windows, windows[1:]))  # overlap
-    # Logits that favour one span in the last window: decode finds it there.
+    # Logits that favour one span in the last window, and a CLS score in the
+    # other windows higher than the span: the null is the smallest CLS score
+    # (the last window's), so the span still answers.
     last = windows[-1]
     logits = [numpy.zeros((len(w.input), 2), dtype="float32") for w in windows]
+    for other in logits[:-1]:
+        other[0] = 20.0
     s, e = last.offset + 10, last.offset + 12
     logits[-1][s, 0] = logits[-1][e, 1] = 5.0
-    (null, ranked), = decode(QAOutput(windows, pieces, logits), 1, max_answer_length=64)
+    ((null, ranked),) = decode(QAOutput(windows, pieces, logits), 1, max_answer_length=64)
     best = ranked[0]
     assert null == 0.0 and best.score == 10.0
-    assert best.start == pieces[0].first_token[last.start + 10]
-    assert best.end == pieces[0].last_token[last.start + 12] + 1
-    assert best.start > windows[0].end  # beyond what the first window sees
-    # The training target: inside the last window, CLS in the windows without it.
-    target = (int(best.start), int(best.end))
-    output = QAOutput(windows, pieces, logits)
-    assert _window_target(last, target, output)[0] >= last.offset
-    assert _window_target(windows[0], target, output) == (0, 0)
+    chars = pieces[0].char_offsets
+    assert best.start_char == chars[last.start + 10, 0] and best.end_char == chars[last.start + 12, 1]
+    assert best.start_char > chars[windows[0].end - 1, 1]  # beyond what the first window sees
+    # The training target of that answer: inside the last window, CLS in the windows without it.
+    targets = window_targets(windows, pieces, [[(best.start_char, best.end_char)]])
+    assert targets[-1][:2] == (s, e)
+    assert all(t[:2] == (0, 0) for w, t in zip(windows, targets) if w.end <= last.start)
     # An answer longer than max_answer_length is never proposed.
-    (_, short), = decode(QAOutput(windows, pieces, logits), 1, max_answer_length=2)
-    assert all((c.start, c.end) != target for c in short)
+    ((_, short),) = decode(QAOutput(windows, pieces, logits), 1, max_answer_length=2)
+    assert all((c.start_char, c.end_char) != (best.start_char, best.end_char) for c in short)
 
 
 def test_no_answer_when_the_null_score_wins(tiny_models, note):
@@ -132,13 +187,16 @@ def test_no_answer_when_the_null_score_wins(tiny_models, note):
     assert nlp.get_pipe("clinlong_qa").ask(doc, ["What is the dose?"], top_k=3) == [[]]
 
 
-@pytest.mark.parametrize("text,questions", [
-    ("", ["What dose?"]),
-    ("   \n\n  ", ["What dose?"]),
-    ("Metformin 500 mg daily.", [""]),
-    ("Metformin 500 mg daily.", ["   "]),
-    ("Metformin 500 mg daily.", []),
-])
+@pytest.mark.parametrize(
+    "text,questions",
+    [
+        ("", ["What dose?"]),
+        ("   \n\n  ", ["What dose?"]),
+        ("Metformin 500 mg daily.", [""]),
+        ("Metformin 500 mg daily.", ["   "]),
+        ("Metformin 500 mg daily.", []),
+    ],
+)
 def test_bad_inputs_give_no_answer(qa_nlp, text, questions):
     doc = qa_nlp.make_doc(text)
     doc._.questions = questions
@@ -159,12 +217,19 @@ def test_squad_em_and_f1():
     assert score_answer([], "500 mg") == {"exact": 0.0, "f1": 0.0}
     assert score_answer(["500 mg"], None) == {"exact": 0.0, "f1": 0.0}
     # The best gold answer counts.
-    assert score_answer(["aspirin", "aspirin 81 mg"], "aspirin 81") == {"exact": 0.0, "f1": pytest.approx(0.8)}
+    assert score_answer(["aspirin", "aspirin 81 mg"], "aspirin 81") == {
+        "exact": 0.0,
+        "f1": pytest.approx(0.8),
+    }
     nlp = spacy.blank("en")
     text = "Metformin 500 mg daily. No allergies."
     ref = nlp.make_doc(text)
     ref.user_data["clinlong_qa"] = [
-        {"question": "dose?", "answers": [{"text": "500 mg daily", "answer_start": 10}], "is_impossible": False},
+        {
+            "question": "dose?",
+            "answers": [{"text": "500 mg daily", "answer_start": 10}],
+            "is_impossible": False,
+        },
         {"question": "allergy?", "answers": [], "is_impossible": True},
         {"question": "ef?", "answers": [], "is_impossible": True},
         {"question": "drug?", "answers": [{"text": "Metformin", "answer_start": 0}], "is_impossible": False},
@@ -240,8 +305,13 @@ def _excerpt(note, rng, extra_lines=1):
         parts.append(text[slice(*lines[i])])
         pos += lines[i][1] - lines[i][0]
     qas = [
-        {**qa, "answers": [{"text": a["text"], "answer_start": a["answer_start"] + shift[line_of(a["answer_start"])]}
-                           for a in qa["answers"]]}
+        {
+            **qa,
+            "answers": [
+                {"text": a["text"], "answer_start": a["answer_start"] + shift[line_of(a["answer_start"])]}
+                for a in qa["answers"]
+            ],
+        }
         for qa in note["qas"]
     ]
     return {**note, "text": "".join(parts), "qas": qas, "entities": [], "sections": []}
@@ -270,7 +340,9 @@ def test_qa_learns_with_spacy_train(tiny_models, tmp_path):
     notes = [_excerpt(n, random.Random(i)) for i, n in enumerate(generate_notes(40, seed=11))]
     nlp = spacy.blank("en")
     for name, part in (("train", notes[:32]), ("dev", notes[32:])):
-        DocBin(docs=[note_to_doc(nlp, n) for n in part], store_user_data=True).to_disk(tmp_path / f"{name}.spacy")
+        DocBin(docs=[note_to_doc(nlp, n) for n in part], store_user_data=True).to_disk(
+            tmp_path / f"{name}.spacy"
+        )
     steps = 150
     overrides = {
         "paths.train": str(tmp_path / "train.spacy"),
@@ -280,11 +352,17 @@ def test_qa_learns_with_spacy_train(tiny_models, tmp_path):
         "training.max_steps": steps,
         "training.eval_frequency": steps,
         "training.optimizer.learn_rate.initial_rate": 0.004,
-        "training.optimizer.learn_rate.warmup_steps": 10,
-        "training.optimizer.learn_rate.total_steps": steps,
         "training.batcher.size.start": 150,
         "training.batcher.size.stop": 150,
     }
+    schedule = spacy.util.load_config(CONFIG, interpolate=False)["training"]["optimizer"]["learn_rate"]
+    if "warmup_steps" in schedule:  # thinc's warmup_linear.v1; ours follows max_steps
+        overrides.update(
+            {
+                "training.optimizer.learn_rate.warmup_steps": 10,
+                "training.optimizer.learn_rate.total_steps": steps,
+            }
+        )
     train(CONFIG, tmp_path / "out", overrides=overrides)
     dev = list(DocBin().from_disk(tmp_path / "dev.spacy").get_docs(nlp.vocab))
     untrained = _qa_nlp(tiny_models("longformer"), max_length=512)
@@ -296,3 +374,157 @@ def test_qa_learns_with_spacy_train(tiny_models, tmp_path):
     answerable_before, answerable_after = _answerable_f1(untrained, dev), _answerable_f1(trained, dev)
     print("answerable F1 untrained", answerable_before, "trained", answerable_after)
     assert answerable_after > answerable_before, (answerable_before, answerable_after)
+
+
+PLANTED_QUESTION = "What was the systolic blood pressure at discharge?"
+FILLER = [
+    "The patient walked in the hallway with physical therapy.",
+    "Appetite improved and she tolerated a regular diet.",
+    "Social work met with the family about home services.",
+    "No new complaints overnight; sleep was adequate.",
+    "Wound care was reviewed with the nursing staff.",
+]
+
+
+def _planted_note():
+    """About 380 wordpieces: the question's words in the first line, the
+    answer "128" (part of the token "128/76") in the last."""
+    lines = ["Blood pressure at discharge will be rechecked by the nurse."]
+    lines += [FILLER[i % len(FILLER)] for i in range(24)]
+    lines += ["Final vitals: reading 128/76, heart rate 70."]
+    text = "\n".join(lines) + "\n"
+    return text, text.index("128/76")
+
+
+def _planted_example(nlp, n_questions=1):
+    text, start = _planted_note()
+    ref = nlp.make_doc(text)
+    answer = {"text": "128", "answer_start": start}
+    ref.user_data["clinlong_qa"] = [
+        # Every third question unanswerable, so CLS targets are in the mix too.
+        {
+            "id": f"q{i}",
+            "question": "What is the ejection fraction?" if i % 3 == 2 else PLANTED_QUESTION,
+            "answers": [] if i % 3 == 2 else [answer],
+            "is_impossible": i % 3 == 2,
+        }
+        for i in range(n_questions)
+    ]
+    return Example(nlp.make_doc(text), ref)
+
+
+def _grads(qa):
+    return torch.cat(
+        [p.grad.flatten().clone() for p in qa.model.transformer.parameters() if p.grad is not None]
+    )
+
+
+def _zero_grads(qa):
+    for p in qa.model.transformer.parameters():
+        p.grad = None
+
+
+def test_chunked_training_has_the_loss_and_gradients_of_one_chunk(tiny_models, monkeypatch):
+    nlp = _qa_nlp(tiny_models("longformer"), max_length=128, overlap=32, transformer_config=NO_DROPOUT)
+    qa = nlp.get_pipe("clinlong_qa")
+    eg = _planted_example(nlp, 3)
+    seen = []
+    real = qa_module.train_windows
+    monkeypatch.setattr(qa_module, "train_windows", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    results = {}
+    for chunk in (0, 256):
+        qa.model.attrs["backprop_wordpieces"] = chunk
+        _zero_grads(qa)
+        loss = qa.update([eg])[qa.name]
+        results[chunk] = (loss, _grads(qa))
+    one, chunked = seen
+    assert one["chunks"] == 1 and chunked["chunks"] >= 4 and chunked["peak_wordpieces"] <= 256
+    assert results[256][0] == pytest.approx(results[0][0], rel=1e-5)
+    assert torch.allclose(results[256][1], results[0][1], rtol=1e-4, atol=1e-7)
+    # get_loss (the whole output at once) is the same loss.
+    output = qa.model.predict(
+        [QAQuery(eg.predicted, q["question"]) for q in eg.reference.user_data["clinlong_qa"]]
+    )
+    assert qa.get_loss([eg], output)[0] == pytest.approx(results[0][0], rel=1e-4)
+
+
+class _SavedActivations:
+    """Bytes of the tensors autograd keeps for the backward pass: now and at most."""
+
+    def __init__(self):
+        self.now = self.peak = 0
+
+    def pack(self, tensor):
+        return _Held(self, tensor)
+
+    @staticmethod
+    def unpack(held):
+        return held.tensor
+
+
+class _Held:
+    def __init__(self, meter, tensor):
+        self.meter, self.tensor = meter, tensor
+        self.size = tensor.numel() * tensor.element_size()
+        meter.now += self.size
+        meter.peak = max(meter.peak, meter.now)
+
+    def __del__(self):
+        self.meter.now -= self.size
+
+
+def _peak_activations(qa, eg):
+    meter = _SavedActivations()
+    _zero_grads(qa)
+    with torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
+        qa.update([eg])
+    assert meter.now == 0  # everything kept for backward was freed
+    return meter.peak
+
+
+def test_training_memory_does_not_grow_with_questions(tiny_models):
+    """6x the questions (and so 6x the question/window pairs) of one note: the
+    activations held for backward stay flat in chunks, and grow without them."""
+    nlp = _qa_nlp(tiny_models("longformer"), max_length=128, overlap=32, backprop_wordpieces=512)
+    qa = nlp.get_pipe("clinlong_qa")
+    few, many = _planted_example(nlp, 3), _planted_example(nlp, 18)
+    assert len(encode_queries(qa.model, [QAQuery(few.predicted, PLANTED_QUESTION)])[0]) >= 4
+    chunked = _peak_activations(qa, few), _peak_activations(qa, many)
+    assert chunked[1] <= 1.1 * chunked[0], chunked
+    qa.model.attrs["backprop_wordpieces"] = 0
+    unbounded = _peak_activations(qa, few), _peak_activations(qa, many)
+    assert unbounded[1] > 4 * unbounded[0], unbounded
+    assert chunked[1] < unbounded[1] / 4
+
+
+def test_a_planted_answer_far_from_the_question_words_is_found_in_a_late_window(tiny_models):
+    """The question's words are in the note's first line; the answer, part of
+    the token "128/76", is in its last window. A model trained on that one note
+    answers with exactly "128", from a late window, over the null of the others."""
+    nlp = _qa_nlp(tiny_models("longformer"), max_length=128, overlap=32)
+    qa = nlp.get_pipe("clinlong_qa")
+    eg = _planted_example(nlp)
+    text, start = _planted_note()
+    windows, pieces = encode_queries(qa.model, [QAQuery(eg.predicted, PLANTED_QUESTION)])
+    chars = pieces[0].char_offsets
+    assert len(windows) >= 4 and start > chars[windows[0].end - 1, 1]  # not in the first window
+    assert not any(chars[w.start, 0] <= start < chars[w.end - 1, 1] for w in windows[:-2])
+
+    def asked():
+        doc = nlp.make_doc(text)
+        doc._.questions = [PLANTED_QUESTION]
+        return nlp(doc)
+
+    before = asked()._.answers[0]
+    assert before is None or before._.clinlong_answer_text != "128"
+    optimizer = nlp.create_optimizer()
+    optimizer.learn_rate = 0.01
+    for _ in range(12):
+        qa.update([eg], sgd=optimizer)
+    doc = asked()
+    after = doc._.answers[0]
+    assert after is not None
+    assert after._.clinlong_answer_text == "128" and after._.clinlong_answer_chars == (start, start + 3)
+    # The Span is widened to whole tokens ("expand"): the token is "128/76".
+    assert after.text == "128/76"
+    assert qa_score([Example(doc, eg.reference)]) == {"qa_exact": 1.0, "qa_f1": 1.0}

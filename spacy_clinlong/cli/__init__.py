@@ -1,6 +1,6 @@
 """Command-line interface: `python -m spacy_clinlong COMMAND` or `spacy clinlong COMMAND`."""
 from ._app import app
-from . import add_medspacy, annotate, benchmark, configs, convert, demo, long_range, make_model, pretrain, summarize, synth  # noqa: F401  (registers the commands)
+from . import add_medspacy, annotate, benchmark, configs, convert, demo, long_range, make_model, pretrain, proof, summarize, synth  # noqa: F401  (registers the commands)
 
 
 def main() -> None:

@@ -2,8 +2,11 @@
 
 Builds a tiny Longformer-shaped model and tokenizer, synthesizes clinical
 notes, assembles a spaCy pipeline around the long-span transformer, saves and
-reloads it, and reports what it did on the notes. Figures only: no note text
-is printed.
+reloads it, and reports what it did on the notes. Then it trains `ner` and
+`clinlong_qa` on the notes for a few minutes with `spacy train` and the
+package's own configs, adds medspaCy's sections and ConText, and shows what
+the trained pipeline (OUTPUT_DIR/trained) finds in held-out notes: the notes
+are synthetic, so their entities and answers are printed.
 """
 import json
 import time
@@ -18,8 +21,11 @@ from ._app import app
 def demo_cli(
     output_dir: Path = typer.Argument(Path("demo"), help="Where to write models, notes and the pipeline"),
     arch: str = typer.Option("longformer", "--arch", help="longformer, bigbird, modernbert or bert"),
-    n_notes: int = typer.Option(20, "--n-notes", min=2, help="Synthetic notes to generate"),
+    n_notes: int = typer.Option(60, "--n-notes", min=2, help="Synthetic notes to generate"),
     seed: int = typer.Option(0, "--seed", help="Seed for notes and weights"),
+    train_steps: int = typer.Option(
+        300, "--train-steps", min=0, help="Steps to train ner and clinlong_qa (0: no training)"
+    ),
 ) -> None:
     """Build a tiny model, synthesize notes, run a long-span pipeline over them
     and show what it produced."""
@@ -31,16 +37,17 @@ def demo_cli(
     if arch not in ARCHS:
         raise typer.BadParameter(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
     output_dir.mkdir(parents=True, exist_ok=True)
+    steps = 6 if train_steps else 4
     model_dir = output_dir / "models" / f"{arch}-tiny"
     if not (model_dir / "config.json").exists():
-        typer.echo(f"[1/4] Building a tiny {arch} and its tokenizer in {model_dir} ...")
+        typer.echo(f"[1/{steps}] Building a tiny {arch} and its tokenizer in {model_dir} ...")
         build_model(arch=arch, size="tiny", output_dir=model_dir, seed=seed)
     else:
-        typer.echo(f"[1/4] Reusing the tiny {arch} in {model_dir}")
-    typer.echo(f"[2/4] Synthesizing {n_notes} clinical notes in {output_dir / 'corpus'} ...")
+        typer.echo(f"[1/{steps}] Reusing the tiny {arch} in {model_dir}")
+    typer.echo(f"[2/{steps}] Synthesizing {n_notes} clinical notes in {output_dir / 'corpus'} ...")
     notes = generate_notes(n_notes, seed=seed)
     write_corpus(notes, output_dir / "corpus")
-    typer.echo("[3/4] Assembling the pipeline (spaCy tokenizer -> long-span transformer) ...")
+    typer.echo(f"[3/{steps}] Assembling the pipeline (spaCy tokenizer -> long-span transformer) ...")
     nlp = spacy.blank("en")
     nlp.max_length = 10**7
     nlp.add_pipe(
@@ -64,7 +71,7 @@ def demo_cli(
     long_text = "\n\n".join(n["text"] for n in notes[:6])
     texts = [n["text"] for n in notes] + [long_text]
     ids = [n["id"] for n in notes] + ["joined-0-5"]
-    typer.echo(f"[4/4] Running the pipeline reloaded from {pipeline_dir} over {len(texts)} notes ...")
+    typer.echo(f"[4/{steps}] Running the pipeline reloaded from {pipeline_dir} over {len(texts)} notes ...")
     start = time.perf_counter()
     docs = list(nlp.pipe(texts, batch_size=8))
     seconds = time.perf_counter() - start
@@ -86,6 +93,13 @@ def demo_cli(
     )
     if not aligned:
         raise typer.Exit(code=1)
+    if train_steps:
+        from .demo_train import show_trained, train_demo_pipeline
+
+        typer.echo(f"\n[5/6] Training ner and clinlong_qa for {train_steps} steps each on the training notes ...")
+        trained = train_demo_pipeline(output_dir, model_dir, train_steps=train_steps, seed=seed)
+        typer.echo(f"\n[6/6] The trained pipeline ({trained}) on held-out notes:")
+        show_trained(trained, output_dir / "corpus" / "test.spacy")
 
 
 def _describe(note_id: str, doc, budget: int) -> dict:

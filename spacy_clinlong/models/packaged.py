@@ -37,16 +37,21 @@ def packaged_model_dir(module: str) -> Path:
     return path
 
 
-def copy_packaged_model(module: str, output_dir: Path) -> Path:
+def copy_packaged_model(module: str, output_dir: Path, *, overwrite: bool = False) -> Path:
     """Copy the model an installed package ships into a directory.
 
     module (str): The package's import name.
-    output_dir (Path): Where the model's files go (created; must be empty if it exists).
+    output_dir (Path): Where the model's files go (created).
+    overwrite (bool): Replace an output_dir that is not empty; else refuse it.
     RETURNS (Path): output_dir.
     """
     source = packaged_model_dir(module)
     output_dir = Path(output_dir)
+    if output_dir.is_file():
+        raise ModelLoadError(f"{str(output_dir)!r} is a file; expected a directory")
     if output_dir.exists() and any(output_dir.iterdir()):
-        raise ModelLoadError(f"{str(output_dir)!r} exists and is not empty")
+        if not overwrite:
+            raise ModelLoadError(f"{str(output_dir)!r} exists and is not empty (--overwrite replaces it)")
+        shutil.rmtree(output_dir)
     shutil.copytree(source, output_dir, dirs_exist_ok=True)
     return output_dir

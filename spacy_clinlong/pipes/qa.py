@@ -4,12 +4,23 @@
     doc._.questions = ["What dose of metformin was the patient discharged on?"]
     doc = nlp(doc)
     doc._.answers  # [Span or None], each Span with ._.score
+    doc._.answers[0]._.clinlong_answer_text  # the answer's exact characters
 
 Answers follow SQuAD 2.0: a question gets no answer (None) unless the best
 span's score (start + end logit) beats the null score (the CLS position's)
 plus `null_threshold`. Training reads gold from the reference doc's
 `doc.user_data["clinlong_qa"]` (SQuAD-style dicts, as the corpus writers store).
+
+Answers are trained and predicted in wordpieces and kept as characters: the
+target is the wordpieces that cover the gold answer's characters, and the
+prediction is the characters of the best wordpiece span, so an answer that
+starts or ends inside a spaCy token ("128" of "128/76") can still match
+exactly. The Span in `doc._.answers` is widened to whole tokens
+(`doc.char_span(start, end, alignment_mode="expand")`); its exact text is
+`span._.clinlong_answer_text` (characters: `span._.clinlong_answer_chars`),
+and that text is what the scorer compares.
 """
+
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -21,9 +32,9 @@ from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from .extensions import install_extensions
-from .qa_model import PairWindow, QAOutput, QAQuery, decode
-from .qa_scoring import GOLD_KEY, qa_score
+from .extensions import StoredAnswer, install_extensions, store_answers
+from .qa_model import PairWindow, QAOutput, QAQuery, encode_queries, train_windows
+from .qa_scoring import GOLD_KEY, decode, gold_chars, qa_score, window_targets
 
 install_extensions()
 
@@ -34,6 +45,7 @@ name = "yikuan8/Clinical-Longformer"
 max_length = null
 max_query_length = 64
 batch_wordpieces = 16384
+backprop_wordpieces = null
 mixed_precision = false
 gradient_checkpointing = false
 tokenizer_config = {"use_fast": true}
@@ -134,6 +146,9 @@ class LongQA(TrainablePipe):
     def set_annotations(self, docs: Iterable[Doc], predictions: Predictions) -> None:
         """Set `doc._.answers`: per question the best Span, or None.
 
+        The Span is the answer widened to whole tokens
+        (`alignment_mode="expand"`); `span._.clinlong_answer_text` and
+        `span._.clinlong_answer_chars` hold its exact characters.
         docs (Iterable[Doc]): The docs.
         predictions (Predictions): From `predict`.
         """
@@ -141,12 +156,12 @@ class LongQA(TrainablePipe):
         for doc in docs:
             if doc._.questions is None:
                 continue
-            answers: List[Optional[Span]] = []
+            answers: List[StoredAnswer] = []
             for _ in doc._.questions:
-                spans = self._spans(doc, predictions[i], top_k=1)
-                answers.append(spans[0] if spans else None)
+                found = self._answers(doc, predictions[i], top_k=1)
+                answers.append(found[0] if found else None)
                 i += 1
-            doc._.answers = answers
+            store_answers(doc, answers)
 
     def ask(self, doc: Doc, questions: List[str], top_k: int = 3) -> List[List[Span]]:
         """Answer questions about a doc, up to top_k answers each.
@@ -155,11 +170,23 @@ class LongQA(TrainablePipe):
         questions (List[str]): The questions.
         top_k (int): The most answers per question.
         RETURNS (List[List[Span]]): Per question, answer spans with `_.score`,
-            best first; only spans whose score beats the null score plus
-            null_threshold, so an empty list means no answer.
+            `_.clinlong_answer_text` and `_.clinlong_answer_chars`, best
+            first, each widened to whole tokens (`alignment_mode="expand"`)
+            and no two on the same tokens; only answers whose score beats the
+            null score plus null_threshold, so an empty list means no answer.
         """
         predictions = self._decode([QAQuery(doc, q) for q in questions])
-        return [self._spans(doc, pred, top_k=top_k) for pred in predictions]
+        out = []
+        for prediction in predictions:
+            spans = []
+            for start, end, score, start_char, end_char in self._answers(doc, prediction, top_k=top_k):
+                span = doc[start:end]
+                span._.score = score
+                span._.clinlong_answer_chars = (start_char, end_char)
+                span._.clinlong_answer_text = doc.text[start_char:end_char]
+                spans.append(span)
+            out.append(spans)
+        return out
 
     def _decode(self, queries: List[QAQuery]) -> Predictions:
         if not queries:
@@ -167,21 +194,23 @@ class LongQA(TrainablePipe):
         output = self.model.predict(queries)
         return decode(output, len(queries), max_answer_length=self.cfg["max_answer_length"])
 
-    def _spans(self, doc: Doc, prediction, *, top_k: int) -> List[Span]:
+    def _answers(self, doc: Doc, prediction, *, top_k: int) -> List[Tuple[int, int, float, int, int]]:
+        """The best answers over the null score: (token start, token end, score, char start, char end)."""
         null, candidates = prediction
         if null is None or not candidates:
             return []
         floor = null + self.cfg["null_threshold"]
-        spans = []
+        found: List[Tuple[int, int, float, int, int]] = []
+        seen = set()
         for cand in candidates:
-            if len(spans) >= top_k or cand.score <= floor:
+            if len(found) >= top_k or cand.score <= floor:
                 break
-            span = doc[cand.start : cand.end]
-            if not span.text.strip():
+            span = doc.char_span(cand.start_char, cand.end_char, alignment_mode="expand")
+            if span is None or not span.text.strip() or (span.start, span.end) in seen:
                 continue
-            span._.score = float(cand.score)
-            spans.append(span)
-        return spans
+            seen.add((span.start, span.end))
+            found.append((span.start, span.end, float(cand.score), cand.start_char, cand.end_char))
+        return found
 
     def update(
         self,
@@ -191,8 +220,11 @@ class LongQA(TrainablePipe):
         sgd: Optional[Optimizer] = None,
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
-        """Learn from the examples' QA gold (start/end cross-entropy).
+        """Learn from the examples' QA gold (start/end cross-entropy, see get_loss).
 
+        The question/window pairs run forward and backward in chunks of at
+        most the model's backprop_wordpieces, so memory does not grow with
+        the number of questions and windows; the loss is the same.
         examples (Iterable[Example]): Gold in `reference.user_data["clinlong_qa"]`.
         drop (float): Unused; the HF model's own dropout applies in training.
         sgd (Optional[Optimizer]): The optimizer.
@@ -204,45 +236,40 @@ class LongQA(TrainablePipe):
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
-        queries = [QAQuery(eg.predicted, qa.get("question") or "") for eg in examples for qa in _gold(eg)]
+        queries, golds = _queries(examples)
         if not queries:
             return losses
-        output, backprop = self.model.begin_update(queries)
-        loss, d_logits = self.get_loss(examples, output)
-        if output.windows:
-            backprop(d_logits)
-            if sgd is not None:
-                self.finish_update(sgd)
-        losses[self.name] += loss
+        windows, pieces = encode_queries(self.model, queries)
+        stats = train_windows(
+            self.model, windows, _get_grads(windows, window_targets(windows, pieces, golds))
+        )
+        if windows and sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += stats["loss"]
         return losses
 
     def get_loss(self, examples: Iterable[Example], output: QAOutput) -> Tuple[float, List[numpy.ndarray]]:
-        """Start/end cross-entropy, averaged over windows.
+        """Start/end cross-entropy of every window, each question weighing the same.
 
-        A window that does not hold the gold answer (an impossible question, or
-        the answer in another window) targets the CLS position, as HF's run_qa
-        does. The first gold answer is the target.
+        A window's target is the wordpieces that cover a gold answer's
+        characters (the first gold answer lying whole in that window); a
+        window without one (an impossible question, or the answer in another
+        window) targets the CLS position, as HF's run_qa does. Each question
+        weighs 1: its windows holding the answer share half of it and the
+        others the other half (all of it when only one kind exists), so the
+        many no-answer windows of a long note do not drown its answer window.
+        The loss is the mean over questions.
         examples (Iterable[Example]): The examples, in update order.
         output (QAOutput): The model output for their gold questions.
         RETURNS (Tuple[float, List[numpy.ndarray]]): Loss and logit gradients.
         """
-        targets = [_gold_target(eg, qa) for eg in examples for qa in _gold(eg)]
-        n = max(len(output.windows), 1)
-        loss = 0.0
-        grads = []
-        for window, logits in zip(output.windows, output.logits):
-            start, end = _window_target(window, targets[window.query], output)
-            probs = _softmax(logits[: len(window.input)])
-            d = probs.copy()
-            d[start, 0] -= 1.0
-            d[end, 1] -= 1.0
-            loss -= float(numpy.log(probs[start, 0] + 1e-12) + numpy.log(probs[end, 1] + 1e-12))
-            full = numpy.zeros_like(logits)
-            full[: d.shape[0]] = d / (2 * n)
-            grads.append(full)
-        return loss / (2 * n), grads
+        _, golds = _queries(list(examples))
+        get_grads = _get_grads(output.windows, window_targets(output.windows, output.pieces, golds))
+        return get_grads(list(range(len(output.windows))), output.logits)
 
-    def initialize(self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None) -> None:
+    def initialize(
+        self, get_examples: Callable[[], Iterable[Example]], *, nlp: Optional[Language] = None
+    ) -> None:
         """Load the QA model and check that the examples carry QA gold.
 
         get_examples (Callable[[], Iterable[Example]]): The training examples.
@@ -308,31 +335,36 @@ def _gold(eg: Example) -> List[Dict[str, Any]]:
     return list(eg.reference.user_data.get(GOLD_KEY) or [])
 
 
-def _gold_target(eg: Example, qa: Dict[str, Any]) -> Optional[Tuple[int, int]]:
-    """The gold answer as predicted-doc tokens [start, end), or None."""
-    answers = qa.get("answers") or []
-    if qa.get("is_impossible") or not answers:
-        return None
-    first = answers[0]
-    start = int(first.get("answer_start", -1))
-    end = start + len(first.get("text") or "")
-    if start < 0 or end <= start:
-        return None
-    span = eg.predicted.char_span(start, end, alignment_mode="expand")
-    if span is None or len(span) == 0:
-        return None
-    return span.start, span.end
+def _queries(examples: List[Example]) -> Tuple[List[QAQuery], List[List[Tuple[int, int]]]]:
+    """The gold questions of the examples and their answers' characters."""
+    queries, golds = [], []
+    for eg in examples:
+        for qa in _gold(eg):
+            queries.append(QAQuery(eg.predicted, qa.get("question") or ""))
+            golds.append(gold_chars(eg.predicted.text, qa))
+    return queries, golds
 
 
-def _window_target(window: PairWindow, target: Optional[Tuple[int, int]], output: QAOutput) -> Tuple[int, int]:
-    if target is None:
-        return 0, 0
-    pieces = output.pieces[window.query]
-    first = int(pieces.token_first_wp[target[0]])
-    last = int(pieces.token_last_wp[target[1] - 1])
-    if first < 0 or not (window.start <= first and last < window.end):
-        return 0, 0
-    return window.offset + first - window.start, window.offset + last - window.start
+def _get_grads(windows: List[PairWindow], targets: List[Tuple[int, int, float]]):
+    """Window indices and their logits -> the summed loss and each window's logit gradient."""
+
+    def get_grads(order: List[int], logits: List[numpy.ndarray]) -> Tuple[float, List[numpy.ndarray]]:
+        out = [_window_grad(x, len(windows[i].input), *targets[i]) for i, x in zip(order, logits)]
+        return sum(loss for loss, _ in out), [d for _, d in out]
+
+    return get_grads
+
+
+def _window_grad(logits: numpy.ndarray, length: int, start: int, end: int, weight: float):
+    """Weighted mean start/end cross-entropy of one window and its logit gradient."""
+    probs = _softmax(logits[:length])
+    loss = -float(numpy.log(probs[start, 0] + 1e-12) + numpy.log(probs[end, 1] + 1e-12)) * weight / 2
+    d = numpy.zeros_like(logits)
+    d[:length] = probs
+    d[start, 0] -= 1.0
+    d[end, 1] -= 1.0
+    d *= weight / 2
+    return loss, d
 
 
 def _softmax(logits: numpy.ndarray) -> numpy.ndarray:

@@ -7,7 +7,14 @@ windows cut by the long-span getter (`spacy-clinlong.long_spans.v1`), counted
 in wordpieces, so every window is the note's own wordpieces. Longformer gets
 global attention on CLS and the question, as `LongformerForQuestionAnswering`
 expects. The output is the start/end logits of every window.
+
+Answers are read in wordpieces and given back as character offsets (the
+fast tokenizer's offset mapping), so an answer that starts or ends inside a
+spaCy token stays reachable. Training runs the question/window pairs forward
+and backward in chunks of at most `backprop_wordpieces` padded wordpieces
+(`train_windows`), so its memory does not grow with questions x windows.
 """
+
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -17,12 +24,13 @@ from spacy.tokens import Doc
 from spacy.util import SimpleFrozenDict, registry
 from thinc.api import Model
 
-from ..models.architecture import _backward, _sync_checkpointing
-from ..models.encoder import WindowInput, pad_multiple, plan_batches, run_batch
+from ..models.architecture import _sync_checkpointing
+from ..models.encoder import WindowInput, pad_multiple, plan_batches, round_up, run_batch
 from ..models.hf_loading import PairTemplate, load_hf, model_facts, pair_template
 from ..models.long_spans import LongSpansT, configure_long_spans
-from ..models.pieces import DocPieces, tokenize_docs
+from ..models.pieces import DocPieces, align_pieces
 from ..models.shim import HFModelAccess, new_shim
+from .qa_scoring import Candidate, decode  # noqa: F401 (decode lived here)
 
 AUTO_CLS = "AutoModelForQuestionAnswering"
 
@@ -58,41 +66,77 @@ class PairWindow:
 
 
 @dataclass
+class NotePieces(DocPieces):
+    """A note's wordpieces, aligned to its tokens and to its characters.
+
+    char_offsets (numpy.ndarray): (n_wordpieces, 2) [start, end) character
+        offsets of each wordpiece in the note, from the fast tokenizer.
+    text (str): The note's text.
+    """
+
+    char_offsets: numpy.ndarray = None  # type: ignore[assignment]
+    text: str = ""
+
+    def char_span_pieces(self, start: int, end: int) -> Optional[Tuple[int, int]]:
+        """The first and last (inclusive) wordpieces overlapping characters [start, end).
+
+        start (int): First character.
+        end (int): End character (exclusive).
+        RETURNS (Optional[Tuple[int, int]]): The wordpieces, or None when no
+            wordpiece overlaps the characters (whitespace only, out of range).
+        """
+        off = self.char_offsets
+        hit = numpy.flatnonzero((off[:, 0] < end) & (off[:, 1] > start))
+        if hit.size == 0:
+            return None
+        return int(hit[0]), int(hit[-1])
+
+
+def tokenize_notes(tokenizer, docs: Sequence[Doc]) -> List[NotePieces]:
+    """Tokenize whole notes into wordpieces aligned to their tokens and characters.
+
+    tokenizer (PreTrainedTokenizerFast): A fast Hugging Face tokenizer.
+    docs (Sequence[Doc]): The notes.
+    RETURNS (List[NotePieces]): One alignment per note.
+    """
+    if not docs:
+        return []
+    enc = tokenizer(
+        [doc.text for doc in docs],
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
+    )
+    out = []
+    for doc, ids, offsets in zip(docs, enc["input_ids"], enc["offset_mapping"]):
+        pieces = align_pieces(doc, ids, offsets)
+        chars = numpy.asarray(offsets, dtype="int64").reshape(-1, 2)
+        out.append(NotePieces(**vars(pieces), char_offsets=chars, text=doc.text))
+    return out
+
+
+@dataclass
 class QAOutput:
     """Start/end logits of every window of a batch of queries.
 
     windows (List[PairWindow]): The windows, grouped by query in order.
-    pieces (List[DocPieces]): The note wordpieces of each query.
+    pieces (List[NotePieces]): The note wordpieces of each query.
     logits (List[numpy.ndarray]): Per window, (row length, 2) float32 start
         and end logits.
     """
 
     windows: List[PairWindow]
-    pieces: List[DocPieces]
+    pieces: List[NotePieces]
     logits: List[numpy.ndarray]
 
 
 class LongQAModel(HFModelAccess, Model):
     """A thinc Model around a Hugging Face extractive QA model.
 
-    name (str): Hub id or local directory. An extractive-QA checkpoint keeps
-        its head; a bare encoder (e.g. a directory from `make-model`) gets a
-        newly initialized QA head, to be trained.
-    get_spans (Callable): Long-span getter for the note windows.
-    max_length (Optional[int]): Wordpiece budget of one pair, specials
-        included; None or 0 for the model's own.
-    max_query_length (int): Questions are cut to this many wordpieces.
-    batch_wordpieces (int): The most padded wordpieces per encoder call.
-    tokenizer_config (Dict[str, Any]): Keyword arguments for AutoTokenizer.
-    transformer_config (Dict[str, Any]): Keyword arguments for AutoConfig.
-    mixed_precision (bool): bf16 (or fp16) autocast on GPU.
-    grad_scaler_config (Dict[str, Any]): Gradient scaling for fp16 training.
-    gradient_checkpointing (bool): Trade compute for memory when training.
-    attention (str): "fast" (default): Longformer, BigBird and ModernBERT
-        through spacy-clinlong's attention, same weights and outputs; "hf":
-        Hugging Face's own.
-    torch_compile (bool): torch.compile each encoder layer (dynamic shapes)
-        once loaded; the first notes of each new shape pay for compiling.
+    name (str) and the keyword-only settings: as `create_long_qa_model_v1`
+    (`spacy-clinlong.LongQAModel.v1`) documents them.
     """
 
     def __init__(
@@ -103,6 +147,7 @@ class LongQAModel(HFModelAccess, Model):
         max_length: Optional[int] = None,
         max_query_length: int = 64,
         batch_wordpieces: int = 16384,
+        backprop_wordpieces: Optional[int] = None,
         tokenizer_config: Dict[str, Any] = SimpleFrozenDict(),
         transformer_config: Dict[str, Any] = SimpleFrozenDict(),
         mixed_precision: bool = False,
@@ -113,6 +158,8 @@ class LongQAModel(HFModelAccess, Model):
     ):
         if max_query_length < 1:
             raise ValueError(f"max_query_length must be >= 1, got {max_query_length}")
+        if backprop_wordpieces is not None and backprop_wordpieces < 0:
+            raise ValueError(f"backprop_wordpieces must be >= 0 (0: no limit), got {backprop_wordpieces}")
         shim = new_shim(
             max_length=max_length,
             batch_wordpieces=batch_wordpieces,
@@ -136,6 +183,7 @@ class LongQAModel(HFModelAccess, Model):
                 "max_length": max_length,
                 "max_query_length": int(max_query_length),
                 "batch_wordpieces": int(batch_wordpieces),
+                "backprop_wordpieces": backprop_wordpieces,
                 "mixed_precision": bool(mixed_precision),
                 "gradient_checkpointing": bool(gradient_checkpointing),
                 "attention": attention,
@@ -183,14 +231,16 @@ def init(model: LongQAModel, X=None, Y=None) -> None:
     model.attrs["has_transformer"] = True
 
 
-def encode_queries(model: LongQAModel, queries: Sequence[QAQuery]) -> Tuple[List[PairWindow], List[DocPieces]]:
+def encode_queries(
+    model: LongQAModel, queries: Sequence[QAQuery]
+) -> Tuple[List[PairWindow], List[NotePieces]]:
     """Tokenize queries and cut each into question/note-window pairs.
 
     An empty question, or a note without wordpieces (empty or whitespace),
     gives a query no windows: it has no answer.
     model (LongQAModel): The loaded model.
     queries (Sequence[QAQuery]): The queries.
-    RETURNS (Tuple[List[PairWindow], List[DocPieces]]): Windows in query
+    RETURNS (Tuple[List[PairWindow], List[NotePieces]]): Windows in query
         order, and the note wordpieces of each query.
     """
     facts = model.facts
@@ -198,11 +248,13 @@ def encode_queries(model: LongQAModel, queries: Sequence[QAQuery]) -> Tuple[List
     docs: Dict[int, Doc] = {}
     for q in queries:
         docs.setdefault(id(q.doc), q.doc)
-    doc_pieces = dict(zip(docs, tokenize_docs(model.tokenizer, list(docs.values()))))
+    doc_pieces = dict(zip(docs, tokenize_notes(model.tokenizer, list(docs.values()))))
     pieces = [doc_pieces[id(q.doc)] for q in queries]
     # A blank question asks nothing; a blank note holds no answer.
     questions = [q.question if isinstance(q.question, str) and q.question.strip() else "" for q in queries]
-    q_ids = model.tokenizer(questions, add_special_tokens=False, verbose=False)["input_ids"] if questions else []
+    q_ids = (
+        model.tokenizer(questions, add_special_tokens=False, verbose=False)["input_ids"] if questions else []
+    )
     prefix = numpy.asarray(template.prefix_ids, dtype="int64")
     middle = numpy.asarray(template.middle_ids, dtype="int64")
     suffix = numpy.asarray(template.suffix_ids, dtype="int64")
@@ -231,24 +283,16 @@ def _read_logits(output) -> torch.Tensor:
     return torch.stack([output.start_logits, output.end_logits], dim=-1)
 
 
-def forward(model: LongQAModel, queries: List[QAQuery], is_train: bool) -> Tuple[QAOutput, Callable]:
-    facts = model.facts
-    transformer = model.transformer
-    _sync_checkpointing(model, transformer, is_train)
-    windows, pieces = encode_queries(model, queries)
-    batches = plan_batches(
-        [len(w.input) for w in windows],
-        budget=model.attrs["batch_wordpieces"],
-        pad_multiple=pad_multiple(transformer, facts),
-    )
+def _run(model: LongQAModel, windows: List[PairWindow], batches: List[List[int]], is_train: bool):
+    """Encode batches of windows: the logits tensors, and (batch, row) per window."""
     outputs: List[torch.Tensor] = []
-    where: List[Tuple[int, int]] = [(-1, -1)] * len(windows)
+    where: Dict[int, Tuple[int, int]] = {}
     for b, idx in enumerate(batches):
         outputs.append(
             run_batch(
-                transformer,
+                model.transformer,
                 [windows[i].input for i in idx],
-                facts,
+                model.facts,
                 is_train=is_train,
                 mixed_precision=model.attrs["mixed_precision"],
                 read=_read_logits,
@@ -256,78 +300,112 @@ def forward(model: LongQAModel, queries: List[QAQuery], is_train: bool) -> Tuple
         )
         for row, i in enumerate(idx):
             where[i] = (b, row)
-    logits = []
-    for w, (b, row) in zip(windows, where):
-        logits.append(outputs[b][row, : len(w.input)].detach().cpu().numpy().astype("float32"))
+    return outputs, where
+
+
+def _logits_of(windows, outputs, where, order: Sequence[int]) -> List[numpy.ndarray]:
+    return [
+        outputs[where[i][0]][where[i][1], : len(windows[i].input)].detach().cpu().numpy().astype("float32")
+        for i in order
+    ]
+
+
+def _scaled_backward(model: LongQAModel, outputs, where, order, d_logits) -> None:
+    """Backpropagate logit gradients into the torch parameters' .grad (scaled, for fp16)."""
+    grads = [torch.zeros_like(out) for out in outputs]
+    for i, d in zip(order, d_logits):
+        b, row = where[i]
+        grads[b][row, : d.shape[0]] += torch.as_tensor(d).to(grads[b].device, grads[b].dtype)
+    if outputs:
+        grads = model.shim._grad_scaler.scale(grads, inplace=True)
+        torch.autograd.backward(outputs, grad_tensors=grads)
+
+
+def _unscale(model: LongQAModel) -> None:
+    params = [p.grad for p in model.transformer.parameters() if p.grad is not None]
+    model.shim._grad_scaler.unscale(params)
+
+
+def _batches(model: LongQAModel, windows: List[PairWindow], budget: int) -> List[List[int]]:
+    return plan_batches(
+        [len(w.input) for w in windows],
+        budget=budget,
+        pad_multiple=pad_multiple(model.transformer, model.facts),
+    )
+
+
+def forward(model: LongQAModel, queries: List[QAQuery], is_train: bool) -> Tuple[QAOutput, Callable]:
+    _sync_checkpointing(model, model.transformer, is_train)
+    windows, pieces = encode_queries(model, queries)
+    order = list(range(len(windows)))
+    outputs, where = _run(model, windows, _batches(model, windows, model.attrs["batch_wordpieces"]), is_train)
+    logits = _logits_of(windows, outputs, where, order)
 
     def backprop(d_logits: List[numpy.ndarray]) -> List[QAQuery]:
-        grads = [torch.zeros_like(out) for out in outputs]
-        for (b, row), d in zip(where, d_logits):
-            grads[b][row, : d.shape[0]] += torch.as_tensor(d).to(grads[b].device, grads[b].dtype)
+        # Holds the whole batch's activations: training goes through train_windows.
+        _scaled_backward(model, outputs, where, order, d_logits)
         if outputs:
-            _backward(model, outputs, grads)
+            _unscale(model)
         return queries
 
     return QAOutput(windows, pieces, logits), backprop
 
 
-@dataclass
-class Candidate:
-    """An answer candidate: tokens [start, end) of the doc and its score."""
-
-    start: int
-    end: int
-    score: float
+GetGrads = Callable[[List[int], List[numpy.ndarray]], Tuple[float, List[numpy.ndarray]]]
 
 
-def decode(
-    output: QAOutput,
-    n_queries: int,
-    *,
-    max_answer_length: int,
-    n_best: int = 20,
-) -> List[Tuple[Optional[float], List[Candidate]]]:
-    """The null score and the ranked answer candidates of each query.
+def train_windows(model: LongQAModel, windows: List[PairWindow], get_grads: GetGrads) -> Dict[str, float]:
+    """Run question/window pairs forward and backward in bounded chunks.
 
-    Logits are compared across windows as they are (SQuAD 2.0 practice): a
-    candidate is the best-scoring (start + end logit) occurrence of a token
-    span over all windows; it must lie inside one window's note part and span
-    at most max_answer_length wordpieces. The null score is the smallest CLS
-    score (start + end logit at position 0) over the query's windows.
-    output (QAOutput): The model output.
-    n_queries (int): Number of queries.
-    max_answer_length (int): The longest answer, in wordpieces.
-    n_best (int): Start and end positions tried per window.
-    RETURNS (List[Tuple[Optional[float], List[Candidate]]]): Per query the null
-        score (None without windows) and candidates, best first.
+    Windows are planned into encoder batches of at most batch_wordpieces
+    padded wordpieces, and the batches into chunks of at most
+    backprop_wordpieces; each chunk runs forward, asks get_grads for its loss
+    and logit gradients, and runs backward at once, so the activations of one
+    chunk are all that is ever held (a window longer than a chunk runs
+    alone). Gradients add up in the torch parameters
+    until the optimizer step (finish_update). get_grads must not depend on the
+    other chunks (a loss that is a sum over windows, with weights fixed
+    beforehand), so the loss is the same as with one chunk.
+    model (LongQAModel): The loaded model.
+    windows (List[PairWindow]): From `encode_queries`.
+    get_grads (Callable[[List[int], List[numpy.ndarray]], Tuple[float, List[numpy.ndarray]]]):
+        Window indices and their (row length, 2) logits -> loss and logit gradients.
+    RETURNS (Dict[str, float]): "loss" (summed over chunks), "chunks" and
+        "peak_wordpieces" (the most padded wordpieces held at once).
     """
-    nulls: List[Optional[float]] = [None] * n_queries
-    found: List[Dict[Tuple[int, int], float]] = [{} for _ in range(n_queries)]
-    for window, logits in zip(output.windows, output.logits):
-        qi = window.query
-        null = float(logits[0, 0] + logits[0, 1])
-        nulls[qi] = null if nulls[qi] is None else min(nulls[qi], null)
-        n_note = window.end - window.start
-        note = logits[window.offset : window.offset + n_note]
-        k = min(n_best, n_note)
-        starts = numpy.argsort(-note[:, 0], kind="stable")[:k]
-        ends = numpy.argsort(-note[:, 1], kind="stable")[:k]
-        pieces = output.pieces[qi]
-        for s in starts:
-            for e in ends:
-                if e < s or e - s + 1 > max_answer_length:
-                    continue
-                tok_start = int(pieces.first_token[window.start + s])
-                tok_end = int(pieces.last_token[window.start + e]) + 1
-                score = float(note[s, 0] + note[e, 1])
-                key = (tok_start, tok_end)
-                if score > found[qi].get(key, -numpy.inf):
-                    found[qi][key] = score
-    results = []
-    for qi in range(n_queries):
-        ranked = sorted(found[qi].items(), key=lambda kv: (-kv[1], kv[0]))
-        results.append((nulls[qi], [Candidate(s, e, score) for (s, e), score in ranked]))
-    return results
+    stats = {"loss": 0.0, "chunks": 0, "peak_wordpieces": 0}
+    if not windows:
+        return stats
+    _sync_checkpointing(model, model.transformer, True)
+    batch_budget = model.attrs["batch_wordpieces"]
+    chunk_budget = model.attrs.get("backprop_wordpieces")
+    if chunk_budget is None:
+        chunk_budget = batch_budget
+    if chunk_budget > 0:
+        batch_budget = min(batch_budget, chunk_budget)
+    multiple = pad_multiple(model.transformer, model.facts)
+    batches = _batches(model, windows, batch_budget)
+    sizes = [len(b) * round_up(max(len(windows[i].input) for i in b), multiple) for b in batches]
+    chunks: List[List[int]] = []
+    held = 0
+    for b, size in enumerate(sizes):
+        if not chunks or (chunk_budget > 0 and held + size > chunk_budget):
+            chunks.append([])
+            held = 0
+        chunks[-1].append(b)
+        held += size
+    for chunk in chunks:
+        chunk_batches = [batches[b] for b in chunk]
+        stats["peak_wordpieces"] = max(stats["peak_wordpieces"], sum(sizes[b] for b in chunk))
+        outputs, where = _run(model, windows, chunk_batches, True)
+        order = [i for idx in chunk_batches for i in idx]
+        loss, d_logits = get_grads(order, _logits_of(windows, outputs, where, order))
+        _scaled_backward(model, outputs, where, order, d_logits)
+        del outputs
+        stats["loss"] += float(loss)
+        stats["chunks"] += 1
+    _unscale(model)
+    return stats
 
 
 @registry.architectures("spacy-clinlong.LongQAModel.v1")
@@ -337,6 +415,7 @@ def create_long_qa_model_v1(
     max_length: Optional[int] = None,
     max_query_length: int = 64,
     batch_wordpieces: int = 16384,
+    backprop_wordpieces: Optional[int] = None,
     tokenizer_config: Dict[str, Any] = SimpleFrozenDict(),
     transformer_config: Dict[str, Any] = SimpleFrozenDict(),
     mixed_precision: bool = False,
@@ -354,6 +433,10 @@ def create_long_qa_model_v1(
         special tokens included; null or 0 for the model's own.
     max_query_length (int): Questions are cut to this many wordpieces.
     batch_wordpieces (int): The most padded wordpieces per encoder call.
+    backprop_wordpieces (Optional[int]): The most padded wordpieces whose
+        activations training holds for one backward pass (null:
+        batch_wordpieces; 0: no limit). Memory stays flat however many
+        questions and windows a batch has; the loss is the same.
     tokenizer_config (Dict[str, Any]): Settings for AutoTokenizer.
     transformer_config (Dict[str, Any]): Settings for AutoConfig.
     mixed_precision (bool): bf16/fp16 autocast on GPU.
@@ -371,6 +454,7 @@ def create_long_qa_model_v1(
         max_length=max_length,
         max_query_length=max_query_length,
         batch_wordpieces=batch_wordpieces,
+        backprop_wordpieces=backprop_wordpieces,
         tokenizer_config=tokenizer_config,
         transformer_config=transformer_config,
         mixed_precision=mixed_precision,

@@ -1,16 +1,28 @@
-"""SQuAD 2.0 exact match and token F1 for `clinlong_qa`.
+"""Scoring for `clinlong_qa`: answer spans against gold and logits, and SQuAD 2.0 EM/F1.
 
-Normalization is the official SQuAD evaluation script's: lower case, strip
-punctuation, the articles a/an/the and extra whitespace. A question without a
-gold answer is right (EM 1, F1 1) exactly when no answer is predicted.
+`window_targets` turns gold answers (characters) into each window's training
+target (the wordpieces covering them) and loss weight; `decode` ranks the
+candidate answers of each question (start + end logit, across windows)
+against its null score. The metrics are the official SQuAD evaluation
+script's: normalization lowers case and strips punctuation, the articles
+a/an/the and extra whitespace; a question without a gold answer is right
+(EM 1, F1 1) exactly when no answer is predicted. The predicted text is the
+answer's exact characters (`span._.clinlong_answer_text`), not the
+token-widened Span's.
 """
+
 import collections
 import re
 import string
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+import numpy
 from spacy.training import Example
 from spacy.util import registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .qa_model import NotePieces, PairWindow, QAOutput
 
 GOLD_KEY = "clinlong_qa"
 
@@ -99,15 +111,150 @@ def qa_score(examples: Iterable[Example], **kwargs: Any) -> Dict[str, Optional[f
 
 
 def _predicted_answers(eg: Example) -> Dict[str, Optional[str]]:
+    """Question -> the exact predicted answer text (not the token-widened Span's)."""
+    from .extensions import answer_texts
+
     doc = eg.predicted
     questions = doc._.questions if doc.has_extension("questions") else None
-    answers = doc._.answers if doc.has_extension("answers") else None
-    if not questions or answers is None:
+    texts = answer_texts(doc)
+    if not questions or texts is None:
         return {}
-    return {
-        q: (None if span is None else span.text)
-        for q, span in zip(questions, answers)
-    }
+    return dict(zip(questions, texts))
+
+
+def gold_chars(text: str, qa: Dict[str, Any]) -> List[Tuple[int, int]]:
+    """The [start, end) characters of a gold question's answers, in gold order.
+
+    Whitespace around an answer is left out (predictions leave it out too);
+    an answer whose offsets fall outside the text is skipped.
+    text (str): The note.
+    qa (Dict[str, Any]): A SQuAD-style gold question.
+    RETURNS (List[Tuple[int, int]]): Empty for an impossible question.
+    """
+    if qa.get("is_impossible"):
+        return []
+    spans = []
+    for answer in qa.get("answers") or []:
+        start = int(answer.get("answer_start", -1))
+        end = start + len(answer.get("text") or "")
+        if start < 0 or end > len(text):
+            continue
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end > start:
+            spans.append((start, end))
+    return spans
+
+
+def window_targets(
+    windows: List["PairWindow"], pieces: List["NotePieces"], golds: List[List[Tuple[int, int]]]
+) -> List[Tuple[int, int, float]]:
+    """Each window's target row positions (start, end) and loss weight.
+
+    The target is the wordpieces covering the first gold answer that lies
+    whole inside the window's note part, else (0, 0), the CLS position. The
+    weights make every question weigh the same (see `LongQA.get_loss`).
+    windows (List[PairWindow]): The windows, grouped by query.
+    pieces (List[NotePieces]): The note wordpieces of each query.
+    golds (List[List[Tuple[int, int]]]): Per query its answers' characters.
+    RETURNS (List[Tuple[int, int, float]]): Per window start row, end row, weight.
+    """
+    answer_pieces = [
+        [wp for wp in (pieces[qi].char_span_pieces(s, e) for s, e in golds[qi]) if wp is not None]
+        for qi in range(len(golds))
+    ]
+    rows = []
+    for window in windows:
+        rows.append((0, 0))
+        for first, last in answer_pieces[window.query]:
+            if window.start <= first and last < window.end:
+                rows[-1] = (window.offset + first - window.start, window.offset + last - window.start)
+                break
+    kinds: Dict[Tuple[int, bool], int] = {}
+    for window, row in zip(windows, rows):
+        key = (window.query, row != (0, 0))
+        kinds[key] = kinds.get(key, 0) + 1
+    n_queries = len({w.query for w in windows})
+    targets = []
+    for window, row in zip(windows, rows):
+        n_kind = kinds[(window.query, row != (0, 0))]
+        both = (window.query, True) in kinds and (window.query, False) in kinds
+        weight = (0.5 if both else 1.0) / n_kind / n_queries
+        targets.append((row[0], row[1], weight))
+    return targets
+
+
+@dataclass
+class Candidate:
+    """An answer candidate: characters [start_char, end_char) of the note and its score."""
+
+    start_char: int
+    end_char: int
+    score: float
+
+
+def decode(
+    output: "QAOutput",
+    n_queries: int,
+    *,
+    max_answer_length: int,
+    n_best: int = 20,
+) -> List[Tuple[Optional[float], List[Candidate]]]:
+    """The null score and the ranked answer candidates of each query.
+
+    Logits are compared across windows as they are (SQuAD 2.0 practice): a
+    candidate is the best-scoring (start + end logit) occurrence of a
+    wordpiece span over all windows; it must lie inside one window's note part
+    and span at most max_answer_length wordpieces. Its characters are those of
+    its wordpieces (the tokenizer's offsets) with surrounding whitespace
+    stripped, so it may start or end inside a spaCy token. The null score is
+    the smallest CLS score (start + end logit at position 0) over the query's
+    windows: the window that reads the answer decides.
+    output (QAOutput): The model output.
+    n_queries (int): Number of queries.
+    max_answer_length (int): The longest answer, in wordpieces.
+    n_best (int): Start and end positions tried per window.
+    RETURNS (List[Tuple[Optional[float], List[Candidate]]]): Per query the null
+        score (None without windows) and candidates, best first.
+    """
+    nulls: List[Optional[float]] = [None] * n_queries
+    found: List[Dict[Tuple[int, int], float]] = [{} for _ in range(n_queries)]
+    for window, logits in zip(output.windows, output.logits):
+        qi = window.query
+        null = float(logits[0, 0] + logits[0, 1])
+        nulls[qi] = null if nulls[qi] is None else min(nulls[qi], null)
+        n_note = window.end - window.start
+        note = logits[window.offset : window.offset + n_note]
+        k = min(n_best, n_note)
+        starts = numpy.argsort(-note[:, 0], kind="stable")[:k]
+        ends = numpy.argsort(-note[:, 1], kind="stable")[:k]
+        pieces = output.pieces[qi]
+        for s in starts:
+            for e in ends:
+                if e < s or e - s + 1 > max_answer_length:
+                    continue
+                key = _strip(pieces, window.start + int(s), window.start + int(e))
+                score = float(note[s, 0] + note[e, 1])
+                if key is not None and score > found[qi].get(key, -numpy.inf):
+                    found[qi][key] = score
+    results = []
+    for qi in range(n_queries):
+        ranked = sorted(found[qi].items(), key=lambda kv: (-kv[1], kv[0]))
+        results.append((nulls[qi], [Candidate(s, e, score) for (s, e), score in ranked]))
+    return results
+
+
+def _strip(pieces: "NotePieces", first: int, last: int) -> Optional[Tuple[int, int]]:
+    """Characters of wordpieces first..last, without surrounding whitespace; None if blank."""
+    text = pieces.text
+    start, end = int(pieces.char_offsets[first, 0]), int(pieces.char_offsets[last, 1])
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None
 
 
 @registry.scorers("spacy-clinlong.qa_scorer.v1")
