@@ -164,6 +164,9 @@ name = "{hub_id}"
 # {budget_note}
 max_length = {max_length}
 max_query_length = 64
+# padded wordpieces whose activations training holds for one backward pass;
+# null: batch_wordpieces, 0: no limit (memory then grows with questions x windows)
+backprop_wordpieces = null
 """ + _ENCODER_SETTINGS + """
 [components.clinlong_qa.model.get_spans]
 @span_getters = "spacy-clinlong.long_spans.v1"

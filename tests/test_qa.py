@@ -179,6 +179,29 @@ def test_long_note_is_read_in_windows_and_late_windows_answer(qa_nlp, note):
     assert all((c.start_char, c.end_char) != (best.start_char, best.end_char) for c in short)
 
 
+def test_every_gold_answer_is_a_target_and_every_question_weighs_the_same():
+    from spacy_clinlong.models.encoder import WindowInput
+    from spacy_clinlong.pipes.qa_model import NotePieces, PairWindow
+
+    text = "a b c d e f g h"  # one wordpiece per letter
+    zeros = numpy.zeros((8,), dtype="int64")
+    chars = numpy.asarray([[2 * i, 2 * i + 1] for i in range(8)])
+    pieces = NotePieces(zeros, zeros, zeros, zeros, zeros, char_offsets=chars, text=text)
+    row = WindowInput(numpy.zeros((8,), dtype="int64"), [])
+    spans = [(0, 3), (2, 5), (4, 7), (6, 8)]
+    windows = [PairWindow(0, s, e, 3, row) for s, e in spans] + [
+        PairWindow(1, s, e, 3, row) for s, e in spans[:2]
+    ]
+    # Question 0 has two gold answers, "f" (wordpiece 5) and "b" (wordpiece 1);
+    # question 1 has none.
+    targets = window_targets(windows, [pieces, pieces], [[(10, 11), (2, 3)], []])
+    # Window 0 holds only the second answer: it is a target there, not CLS.
+    assert [t[:2] for t in targets] == [(4, 4), (0, 0), (4, 4), (0, 0), (0, 0), (0, 0)]
+    # Each question weighs 1/2 of the loss; question 0's answer windows share
+    # half of that, its windows without the answer the other half.
+    assert [t[2] for t in targets] == pytest.approx([0.125, 0.125, 0.125, 0.125, 0.25, 0.25])
+
+
 def test_no_answer_when_the_null_score_wins(tiny_models, note):
     nlp = _qa_nlp(tiny_models("longformer"), null_threshold=1e9)
     doc = nlp.make_doc(note["text"])

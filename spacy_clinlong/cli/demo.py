@@ -24,7 +24,7 @@ def demo_cli(
     n_notes: int = typer.Option(60, "--n-notes", min=2, help="Synthetic notes to generate"),
     seed: int = typer.Option(0, "--seed", help="Seed for notes and weights"),
     train_steps: int = typer.Option(
-        300, "--train-steps", min=0, help="Steps to train ner and clinlong_qa (0: no training)"
+        150, "--train-steps", min=0, help="Steps to train ner and clinlong_qa (0: no training)"
     ),
 ) -> None:
     """Build a tiny model, synthesize notes, run a long-span pipeline over them
