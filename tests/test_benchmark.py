@@ -141,7 +141,7 @@ def test_synthetic_stream_is_deterministic_and_lazy():
 
 
 def test_heads_read_the_hidden_states_before_they_are_dropped(tiny_models, tmp_path):
-    config = load_config_from_str(render("ner", "longformer"))
+    config = load_config_from_str(render("ner", "longformer"), interpolate=True)
     config["components"]["transformer"]["model"]["name"] = str(tiny_models("longformer"))
     nlp = load_model_from_config(config, auto_fill=True, validate=True)
     assert nlp.pipe_names == ["transformer", "ner", "clinlong_drop_trf_data"]

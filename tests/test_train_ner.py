@@ -28,8 +28,6 @@ def test_ner_learns_through_the_listener(tiny_models, tmp_path):
         "training.max_steps": 240,
         "training.eval_frequency": 80,
         "training.optimizer.learn_rate.initial_rate": 0.002,
-        "training.optimizer.learn_rate.warmup_steps": 10,
-        "training.optimizer.learn_rate.total_steps": 240,
         "training.batcher.size.start": 1000,
         "training.batcher.size.stop": 1000,
     }
