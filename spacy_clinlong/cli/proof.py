@@ -51,7 +51,7 @@ def proof_report_cli(
         raise typer.Exit(code=1)
     if gpu_id >= 0:
         require_gpu(gpu_id)
-    report = {"machine": machine(), "seconds": {}}
+    report = {"machine": machine(gpu_id), "seconds": {}}
     gold_docs = None
     for name, path in pipelines.items():
         if path is None:

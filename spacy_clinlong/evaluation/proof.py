@@ -5,7 +5,6 @@ through strided windows, plus spaCy's own baselines; `proof_report` scores
 them on one gold test set and checks the targets: what a reader gains from
 seeing a list item's section header hundreds of wordpieces up.
 """
-import platform
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -85,23 +84,11 @@ def check_targets(report: Dict[str, Any]) -> List[Dict[str, Any]]:
     return rows
 
 
-def machine() -> Dict[str, Any]:
-    """RETURNS (Dict[str, Any]): CPU, cores, torch and spaCy versions, for the report."""
-    import os
+def machine(gpu_id: int = -1) -> Dict[str, Any]:
+    """RETURNS (Dict[str, Any]): CPU, cores, library versions and the device, as the benchmark reports them."""
+    from ..benchmark import machine_facts
 
-    import spacy
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "spacy": spacy.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return machine_facts(gpu_id if gpu_id >= 0 else None)
 
 
 def _get(report: Dict[str, Any], path: Sequence[str]) -> Optional[float]:
@@ -131,9 +118,8 @@ def render_markdown(report: Dict[str, Any]) -> str:
     systems = [s for s in ("long", "strided", "ner_cpu", "bow") if s in report]
     lines = ["# Does long context pay?", ""]
     info = report.get("machine", {})
-    lines += [f"Test notes: {report.get('test_notes')}. Machine: {info.get('cpu')}, {info.get('cores')} cores, "
-              f"torch {info.get('torch')}, spaCy {info.get('spacy')}"
-              + (f", GPU {info['cuda']}" if info.get("cuda") else "") + ".", ""]
+    lines += [f"Test notes: {report.get('test_notes')}. Machine: {info.get('cpu')}, {info.get('cpu_count')} cores, "
+              f"torch {info.get('torch')}, spaCy {info.get('spacy')}, device {info.get('device')}.", ""]
     lines += ["## Targets", "", "| target | value | bound | holds |", "|---|---|---|---|"]
     for row in report.get("targets", []):
         holds = "not measured" if row["holds"] is None else ("yes" if row["holds"] else "no")
