@@ -109,6 +109,18 @@ def _fmt(value: Optional[float]) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
+def _label_table(report: Dict[str, Any], systems: List[str], title: str, overall: Sequence[str],
+                 per_key: str, field: Sequence[str]) -> List[str]:
+    """Markdown lines: one row for the overall score, then one per label, a column per system."""
+    labels = sorted({label for s in systems for label in report[s][per_key]})
+    lines = ["", f"## {title}", "", "| label | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
+    lines.append(f"| {overall[0]} | " + " | ".join(_fmt(report[s].get(overall[1])) for s in systems) + " |")
+    for label in labels:
+        cells = [_fmt(_get(report, (s, per_key, label, *field))) for s in systems]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_markdown(report: Dict[str, Any]) -> str:
     """The report as markdown tables: targets, ner, textcat, long range, QA.
 
@@ -126,13 +138,7 @@ def render_markdown(report: Dict[str, Any]) -> str:
         lines.append(f"| {row['about']} | {_fmt(row['value'])} | {row['bound']:.2f} | {holds} |")
     ner = [s for s in systems if "ents_per_type" in report[s]]
     if ner:
-        labels = sorted({label for s in ner for label in report[s]["ents_per_type"]})
-        lines += ["", "## ner F1 per label", "", "| label | " + " | ".join(ner) + " |",
-                  "|---|" + "---|" * len(ner)]
-        lines.append("| all | " + " | ".join(_fmt(report[s].get("ents_f")) for s in ner) + " |")
-        for label in labels:
-            cells = [_fmt(_get(report, (s, "ents_per_type", label, "f"))) for s in ner]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines += _label_table(report, ner, "ner F1 per label", ("all", "ents_f"), "ents_per_type", ("f",))
         buckets = sorted({b for s in ner for b in report[s].get("longrange", {})})
         lines += ["", "## ner recall by distance from the section header (spaCy tokens)", "",
                   "| label, bucket | n | " + " | ".join(ner) + " |", "|---|---|" + "---|" * len(ner)]
@@ -142,13 +148,8 @@ def render_markdown(report: Dict[str, Any]) -> str:
             lines.append(f"| {bucket} | {n} | " + " | ".join(cells) + " |")
     cats = [s for s in systems if "cats_auc_per_type" in report[s]]
     if cats:
-        labels = sorted({label for s in cats for label in report[s]["cats_auc_per_type"]})
-        lines += ["", "## textcat_multilabel AUC per label", "", "| label | " + " | ".join(cats) + " |",
-                  "|---|" + "---|" * len(cats)]
-        lines.append("| macro | " + " | ".join(_fmt(report[s].get("cats_macro_auc")) for s in cats) + " |")
-        for label in labels:
-            lines.append(f"| {label} | " + " | ".join(_fmt(_get(report, (s, "cats_auc_per_type", label)))
-                                                      for s in cats) + " |")
+        lines += _label_table(report, cats, "textcat_multilabel AUC per label", ("macro", "cats_macro_auc"),
+                              "cats_auc_per_type", ())
     qa = [s for s in ("qa_long", "qa_strided") if s in report] + sorted(report.get("qa_baselines", {}))
     if qa:
         def node(name):
