@@ -121,6 +121,21 @@ def test_json_view_carries_answers(tiny_models):
     assert view["entities"] == [] and view["id"] is None
 
 
+def test_json_view_gives_each_question_its_exact_characters(tiny_models):
+    """Two answers inside the same tokens: each keeps its own characters, not the token span's."""
+    from spacy_clinlong.pipes.extensions import install_extensions, store_answers
+
+    install_extensions()
+    doc = spacy.blank("en")("Dose 500mg/day then stop.")
+    doc._.questions = ["Dose?", "Unit?"]
+    assert doc[1].text == "500mg"
+    store_answers(doc, [(1, 2, 2.0, 5, 8), (1, 2, 1.0, 8, 10)])
+    view = doc_to_json(doc)
+    assert [a["answer"]["text"] for a in view["answers"]] == ["500", "mg"]
+    assert [(a["answer"]["start"], a["answer"]["end"]) for a in view["answers"]] == [(5, 8), (8, 10)]
+    assert [a["answer"]["score"] for a in view["answers"]] == [2.0, 1.0]
+
+
 def test_transformer_entities_get_context_and_the_pipeline_round_trips(tiny_models, tmp_path):
     """Entities from a transformer ner (untrained weights, fixed by a ruler after it) keep ConText
     flags through to_disk and spacy.load with the medspaCy components loaded by name."""

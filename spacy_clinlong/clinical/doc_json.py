@@ -9,6 +9,8 @@ from typing import Any, Dict, List, Optional
 
 from spacy.tokens import Doc, Span
 
+from ..pipes.extensions import answer_entries
+
 CONTEXT_FLAGS = ("is_negated", "is_historical", "is_family", "is_hypothetical", "is_uncertain")
 SCHEMA_VERSION = 1
 
@@ -44,15 +46,18 @@ def sections_json(doc: Doc) -> Optional[List[Dict[str, Any]]]:
 def answers_json(doc: Doc) -> Optional[List[Dict[str, Any]]]:
     """RETURNS (Optional[List[Dict[str, Any]]]): Each question with its answer (or None), or None."""
     questions = _extension(doc, "questions")
-    answers = _extension(doc, "answers")
-    if not questions or answers is None:
+    # Each question's own characters and score, read from what doc._.answers
+    # stores (a Span's attributes are shared by questions answered on the
+    # same tokens).
+    entries = answer_entries(doc) if doc.has_extension("answers") else None
+    if not questions or entries is None:
         return None
     out = []
-    for question, answer in zip(questions, answers):
+    for question, entry in zip(questions, entries):
         item: Dict[str, Any] = {"question": question, "answer": None}
-        if answer is not None:
-            item["answer"] = {"start": answer.start_char, "end": answer.end_char, "text": answer.text,
-                              "score": None if answer._.score is None else float(answer._.score)}
+        if entry is not None:
+            start, end, score = entry
+            item["answer"] = {"start": start, "end": end, "text": doc.text[start:end], "score": score}
         out.append(item)
     return out
 

@@ -80,6 +80,21 @@ def answer_texts(doc: Doc) -> Optional[List[Optional[str]]]:
     return [None if item is None else doc.text[slice(*_chars(doc, item))] for item in stored]
 
 
+def answer_entries(doc: Doc) -> Optional[List[Optional[Tuple[int, int, Optional[float]]]]]:
+    """Each question's answer as its exact characters and score.
+
+    doc (Doc): A doc `clinlong_qa` annotated.
+    RETURNS (Optional[List[Optional[Tuple[int, int, Optional[float]]]]]): One
+        (start_char, end_char, score) per question (None for no answer); None
+        when the doc has no answers.
+    """
+    stored = doc.user_data.get(ANSWERS_KEY)
+    if stored is None:
+        return None
+    return [None if item is None else (*_chars(doc, item), None if item[2] is None else float(item[2]))
+            for item in stored]
+
+
 def _chars(doc: Doc, item) -> Tuple[int, int]:
     if len(item) >= 5:
         return int(item[3]), int(item[4])
