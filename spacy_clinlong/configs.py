@@ -269,9 +269,25 @@ def _qa_header(model: str, spec: ModelSpec) -> str:
     )
 
 
+# Heads on a frozen transformer: spaCy does not initialize frozen components (it
+# expects them sourced), so this callback initializes the transformer from its
+# checkpoint; with no names it does nothing.
+_FROZEN = """
+# Train the heads on a frozen transformer (its pretrained features, one forward
+# pass per note, no backward pass: fast on CPU) with three overrides:
+#   --training.frozen_components '["transformer"]'
+#   --training.annotating_components '["transformer"]'
+#   --initialize.before_init.names '["transformer"]'
+[initialize.before_init]
+@callbacks = "spacy-clinlong.initialize_frozen_transformers.v1"
+names = []
+"""
+
+
 def _frame(pipeline: List[str], components: str, task: str) -> str:
     names = ",".join(f'"{p}"' for p in pipeline)
     scores, batch_size, learn_rate = _SCORES[task], _BATCH_SIZE[task], _LEARN_RATE[task]
+    before_init, frozen = ("", _FROZEN) if "transformer" in pipeline else ("before_init = null\n", "")
     return f"""
 [paths]
 train = null
@@ -377,9 +393,8 @@ vectors = ${{paths.vectors}}
 init_tok2vec = ${{paths.init_tok2vec}}
 vocab_data = null
 lookups = null
-before_init = null
-after_init = null
-
+{before_init}after_init = null
+{frozen}
 [initialize.components]
 
 [initialize.tokenizer]
