@@ -17,6 +17,7 @@ REGISTRIES = {
     "spacy_scorers": "scorers",
     "spacy_cli": "cli",
     "thinc_schedules": "schedules",
+    "spacy_callbacks": "callbacks",
 }
 
 
