@@ -14,24 +14,26 @@ initialize it before the rest of the pipeline:
 On CPU this trains the heads at the cost of one forward pass per note (no
 transformer backward pass), reading the checkpoint's own pretrained features.
 """
-from typing import Callable, List
+from typing import Callable, Sequence
 
 from spacy.language import Language
 from spacy.util import registry
-from spacy_transformers import Transformer
 
 
 @registry.callbacks("spacy-clinlong.initialize_frozen_transformers.v1")
-def initialize_frozen_transformers_v1(names: List[str]) -> Callable[[Language], Language]:
+def initialize_frozen_transformers_v1(names: Sequence[str] = ()) -> Callable[[Language], Language]:
     """Initialize transformer components before the pipeline's initialization.
 
-    names (List[str]): Transformer components to initialize (those that
+    names (Sequence[str]): Transformer components to initialize (those that
         `[training] frozen_components` keeps out of spaCy's initialization).
     RETURNS (Callable[[Language], Language]): The `before_init` callback.
     """
     names = list(names)
 
     def initialize_frozen(nlp: Language) -> Language:
+        # Imported here: looking up the package's schedules needs no torch.
+        from spacy_transformers import Transformer
+
         for name in names:
             if name not in nlp.component_names:
                 raise ValueError(f"initialize_frozen_transformers: no component named {name!r} "
