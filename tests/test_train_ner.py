@@ -15,23 +15,30 @@ def _docbin(nlp, notes) -> DocBin:
     return DocBin(docs=[note_to_doc(nlp, note) for note in notes])
 
 
-def test_ner_learns_through_the_listener(tiny_models, tmp_path):
+def _overrides(tmp_path, model, notes, n_train: int, settings: dict) -> dict:
+    """Write train/dev .spacy from the notes; RETURNS the overrides that name them and the model."""
     nlp = spacy.blank("en")
+    _docbin(nlp, notes[:n_train]).to_disk(tmp_path / "train.spacy")
+    _docbin(nlp, notes[n_train:]).to_disk(tmp_path / "dev.spacy")
+    return {
+        "paths.train": str(tmp_path / "train.spacy"),
+        "paths.dev": str(tmp_path / "dev.spacy"),
+        "components.transformer.model.name": str(model),
+        "training.optimizer.learn_rate.initial_rate": 0.002,
+        **settings,
+    }
+
+
+def test_ner_learns_through_the_listener(tiny_models, tmp_path):
     # The shortest synthetic notes keep the test to about a minute on 2 CPU cores
     # (dev F1 about 0.70 after 240 steps).
     notes = sorted(generate_notes(60, seed=11), key=lambda n: len(n["text"]))[:30]
-    _docbin(nlp, notes[:22]).to_disk(tmp_path / "train.spacy")
-    _docbin(nlp, notes[22:]).to_disk(tmp_path / "dev.spacy")
-    overrides = {
-        "paths.train": str(tmp_path / "train.spacy"),
-        "paths.dev": str(tmp_path / "dev.spacy"),
-        "components.transformer.model.name": str(tiny_models("longformer")),
+    overrides = _overrides(tmp_path, tiny_models("longformer"), notes, 22, {
         "training.max_steps": 240,
         "training.eval_frequency": 80,
-        "training.optimizer.learn_rate.initial_rate": 0.002,
         "training.batcher.size.start": 1000,
         "training.batcher.size.stop": 1000,
-    }
+    })
     train(CONFIG, tmp_path / "out", overrides=overrides)
     trained = spacy.load(tmp_path / "out" / "model-last")
     dev = list(DocBin().from_disk(tmp_path / "dev.spacy").get_docs(trained.vocab))
@@ -50,21 +57,14 @@ def test_heads_train_on_a_frozen_transformer(tiny_models, tmp_path):
     (its listeners read doc._.trf_data), ner learns, and the pipeline loads and predicts."""
     import numpy
 
-    nlp = spacy.blank("en")
     notes = sorted(generate_notes(20, seed=3), key=lambda n: len(n["text"]))[:8]
-    _docbin(nlp, notes[:6]).to_disk(tmp_path / "train.spacy")
-    _docbin(nlp, notes[6:]).to_disk(tmp_path / "dev.spacy")
-    overrides = {
-        "paths.train": str(tmp_path / "train.spacy"),
-        "paths.dev": str(tmp_path / "dev.spacy"),
-        "components.transformer.model.name": str(tiny_models("longformer")),
+    overrides = _overrides(tmp_path, tiny_models("longformer"), notes, 6, {
         "training.max_steps": 6,
         "training.eval_frequency": 3,
-        "training.optimizer.learn_rate.initial_rate": 0.002,
         "training.frozen_components": ["transformer"],
         "training.annotating_components": ["transformer"],
         "initialize.before_init.names": ["transformer"],
-    }
+    })
     from spacy.training.initialize import init_nlp
     from spacy.util import load_config
 
