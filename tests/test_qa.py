@@ -10,6 +10,7 @@ from spacy.tokens import DocBin, Span
 from spacy.training import Example
 
 from spacy_clinlong.corpus import generate_notes, note_to_doc
+from spacy_clinlong.corpus.synth_qa import qa_excerpt
 from spacy_clinlong.models.encoder import batch_tensors
 from spacy_clinlong.pipes import qa as qa_module
 from spacy_clinlong.pipes.qa import window_targets
@@ -303,43 +304,6 @@ def test_note_to_doc_carries_qa_gold(note):
     assert doc.text[start : start + len(answer["text"])] == answer["text"]
 
 
-def _excerpt(note, rng, extra_lines=1):
-    """The lines of a note that hold its answers (each with the line before,
-    often its section header) and a few other lines; answer offsets remapped."""
-    text = note["text"]
-    lines, pos = [], 0
-    for line in text.splitlines(keepends=True):
-        lines.append((pos, pos + len(line)))
-        pos += len(line)
-
-    def line_of(char):
-        return next(i for i, (s, e) in enumerate(lines) if s <= char < e)
-
-    keep = set()
-    for qa in note["qas"]:
-        for a in qa["answers"]:
-            first = line_of(a["answer_start"])
-            keep.update(range(max(first - 1, 0), line_of(a["answer_start"] + len(a["text"]) - 1) + 1))
-    others = [i for i in range(len(lines)) if i not in keep and text[slice(*lines[i])].strip()]
-    keep.update(rng.sample(others, min(extra_lines, len(others))))
-    shift, parts, pos = {}, [], 0
-    for i in sorted(keep):
-        shift[i] = pos - lines[i][0]
-        parts.append(text[slice(*lines[i])])
-        pos += lines[i][1] - lines[i][0]
-    qas = [
-        {
-            **qa,
-            "answers": [
-                {"text": a["text"], "answer_start": a["answer_start"] + shift[line_of(a["answer_start"])]}
-                for a in qa["answers"]
-            ],
-        }
-        for qa in note["qas"]
-    ]
-    return {**note, "text": "".join(parts), "qas": qas, "entities": [], "sections": []}
-
-
 def _answerable_f1(nlp, docs):
     """SQuAD F1 over the answerable questions only (no credit for 'no answer')."""
     f1 = []
@@ -360,7 +324,7 @@ def test_qa_learns_with_spacy_train(tiny_models, tmp_path):
     # Excerpts of synthetic notes (answer lines, their headers, one more line;
     # about 100 to 200 wordpieces) keep spacy train to about a minute on 2 CPU
     # cores; whole notes read in windows are covered above.
-    notes = [_excerpt(n, random.Random(i)) for i, n in enumerate(generate_notes(40, seed=11))]
+    notes = [qa_excerpt(n, random.Random(i)) for i, n in enumerate(generate_notes(40, seed=11))]
     nlp = spacy.blank("en")
     for name, part in (("train", notes[:32]), ("dev", notes[32:])):
         DocBin(docs=[note_to_doc(nlp, n) for n in part], store_user_data=True).to_disk(

@@ -187,6 +187,30 @@ def test_qa_answers_are_exact_and_some_impossible(notes):
     assert len({qa["id"] for qa in qas}) == len(qas)
 
 
+def test_qa_excerpts_keep_answers_exact_and_the_line_above(notes):
+    import random
+
+    from spacy_clinlong.corpus.synth_qa import qa_excerpt
+
+    for i, note in enumerate(notes[:60]):
+        excerpt = qa_excerpt(note, random.Random(i))
+        text, lines = excerpt["text"], note["text"].splitlines(keepends=True)
+        assert len(text) < len(note["text"]) and excerpt["entities"] == [] and excerpt["cats"] == {}
+        kept = text.splitlines(keepends=True)
+        rest = iter(lines)
+        assert all(line in rest for line in kept)  # whole lines of the note, in order
+        for before, after in zip(note["qas"], excerpt["qas"], strict=True):
+            assert {k: v for k, v in before.items() if k != "answers"} == {
+                k: v for k, v in after.items() if k != "answers"
+            }
+            for old, new in zip(before["answers"], after["answers"], strict=True):
+                start = new["answer_start"]
+                assert text[start : start + len(new["text"])] == new["text"] == old["text"]
+                line, original = text[:start].count("\n"), note["text"][: old["answer_start"]].count("\n")
+                if original:  # the line above (often the section header) is kept
+                    assert line >= 1 and kept[line - 1] == lines[original - 1]
+
+
 def test_length_distribution(notes):
     words = sorted(len(n["text"].split()) for n in notes)
     assert words[0] <= 300 and words[-1] >= 4000
@@ -204,7 +228,7 @@ def test_cli_writes_readable_files(tmp_path, nlp):
     from spacy_clinlong.cli import app
 
     out = tmp_path / "corpus"
-    result = CliRunner().invoke(app, ["synth", "--n", "20", "--seed", "1", str(out)])
+    result = CliRunner().invoke(app, ["synth", "--n", "20", "--seed", "1", "--qa-excerpts", str(out)])
     assert result.exit_code == 0, result.output
     notes = generate_notes(20, seed=1)
     # Counts only: not a line of any note reaches the console.
@@ -221,6 +245,11 @@ def test_cli_writes_readable_files(tmp_path, nlp):
     squad = srsly.read_json(out / "qa_test.json")
     assert squad["version"] == "v2.0" and len(squad["data"]) == 2
     assert squad["data"][0]["paragraphs"][0]["context"] == notes[18]["text"]
+    excerpts = list(DocBin().from_disk(out / "train_qa_excerpts.spacy").get_docs(nlp.vocab))
+    assert len(excerpts) == 16 and not (out / "test_qa_excerpts.spacy").exists()
+    assert [qa["id"] for qa in excerpts[0].user_data["clinlong_qa"]] == [qa["id"] for qa in notes[0]["qas"]]
+    assert len(excerpts[0].text) < len(notes[0]["text"]) and not excerpts[0].ents
+    assert len(list(DocBin().from_disk(out / "dev_qa_excerpts.spacy").get_docs(nlp.vocab))) == 2
 
 
 def test_cli_rejects_invalid_n(tmp_path):

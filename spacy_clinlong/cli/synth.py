@@ -12,6 +12,9 @@ def synth_cli(
     output_dir: Path = typer.Argument(..., help="Directory to write (created if missing)", file_okay=False),
     n: int = typer.Option(200, "--n", "-n", min=1, help="Number of notes (>= 1)"),
     seed: int = typer.Option(0, "--seed", help="Corpus seed; note i depends only on (seed, i)"),
+    qa_excerpts: bool = typer.Option(
+        False, "--qa-excerpts", help="Also write train/dev_qa_excerpts.spacy: answer lines and their headers, QA gold only"
+    ),
 ) -> None:
     """Generate synthetic discharge summaries and progress notes and write
     train/dev/test as spaCy DocBin (.spacy), JSONL and SQuAD v2.0 JSON.
@@ -21,7 +24,7 @@ def synth_cli(
     from ..corpus.synth import generate_notes, write_corpus
 
     notes = generate_notes(n, seed=seed)
-    counts = write_corpus(notes, output_dir)
+    counts = write_corpus(notes, output_dir, qa_excerpts=qa_excerpts)
     words = [len(note["text"].split()) for note in notes]
     labels = Counter(ent["label"] for note in notes for ent in note["entities"])
     cats = Counter(label for note in notes for label, value in note["cats"].items() if value)

@@ -13,11 +13,17 @@ Per split (train/dev/test) three files:
   `note["qas"]`), the gold that `clinlong_qa` trains on.
 - `{split}.jsonl`: the note dicts, one per line.
 - `qa_{split}.json`: SQuAD v2.0 JSON.
+With `qa_excerpts`, also `{split}_qa_excerpts.spacy` for train and dev: each
+note cut to its answer lines and their headers (`synth_qa.qa_excerpt`), QA
+gold only, for training a QA model quickly before reading whole notes.
 """
+import random
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence, Tuple, Union
 
 import srsly
+
+from .synth_qa import qa_excerpt
 
 SPLIT_NAMES: Tuple[str, ...] = ("train", "dev", "test")
 CONTEXT_FLAGS: Tuple[Tuple[str, str], ...] = (
@@ -94,6 +100,7 @@ def write_corpus(
     *,
     splits: Sequence[float] = (0.8, 0.1, 0.1),
     lang: str = "en",
+    qa_excerpts: bool = False,
 ) -> Dict[str, int]:
     """Write train/dev/test as DocBin, JSONL and SQuAD v2.0 files.
 
@@ -101,6 +108,8 @@ def write_corpus(
     output_dir (Union[str, Path]): Directory to write; created if missing.
     splits (Sequence[float]): Fractions for train, dev and test.
     lang (str): Language of the blank tokenizer, `spacy.blank(lang)`.
+    qa_excerpts (bool): Also write `train_qa_excerpts.spacy` and
+        `dev_qa_excerpts.spacy` (each excerpt's extra line chosen by its note id).
     RETURNS (Dict[str, int]): Split name -> number of notes written.
     """
     import spacy
@@ -117,4 +126,9 @@ def write_corpus(
         docbin.to_disk(output_dir / f"{name}.spacy")
         srsly.write_jsonl(output_dir / f"{name}.jsonl", parts[name])
         srsly.write_json(output_dir / f"qa_{name}.json", squad_json(parts[name]))
+        if qa_excerpts and name != "test":
+            excerpts = [qa_excerpt(note, random.Random(note["id"])) for note in parts[name]]
+            DocBin(docs=[note_to_doc(nlp, note) for note in excerpts], store_user_data=True).to_disk(
+                output_dir / f"{name}_qa_excerpts.spacy"
+            )
     return {name: len(parts[name]) for name in SPLIT_NAMES}
