@@ -10,11 +10,13 @@ change a score in its last bit: matrix products add up in another order).
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from .job import PLAN_FILE, Job, JobSpec
+from .job import PLAN_FILE, WORKERS_LOCK, Job, JobSpec
 from .records import NoteInput
 from .shard import annotate_shard, load_pipeline
 
@@ -35,12 +37,17 @@ def default_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, bar) -> None:
+def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, bar,
+              note_timeout: Optional[float] = None) -> None:
     """Annotate the pending shards in this process, in order, or in `workers` processes
-    (spawned, one pipeline each), whose shards are recorded as they finish."""
+    (spawned, one pipeline each), whose shards are recorded as they finish.
+
+    The workers exit when this process dies (even by kill -9), and when it is
+    interrupted it stops them before it lets go of the job.
+    """
     spec = job.spec
     if workers == 1:
-        worker = ShardWorker(_fields(spec), str(job.dir), gpu_id, threads)
+        worker = ShardWorker(_fields(spec), str(job.dir), gpu_id, threads, note_timeout)
         check_pipeline(worker.nlp, spec)
         for shard in job.pending():
             job.record(worker.annotate(shard, on_notes=bar.update))
@@ -49,10 +56,11 @@ def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, ba
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     check_questions(spec)
-    args = (_fields(spec), str(job.dir), gpu_id, threads or default_threads(workers))
+    args = (_fields(spec), str(job.dir), gpu_id, threads or default_threads(workers), note_timeout, os.getpid())
     shards = iter(job.pending())
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_start_worker, initargs=args) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=args)
+    try:
         running = set()
         while True:
             # Two shards per worker in flight: none waits, and a kill loses little.
@@ -61,10 +69,25 @@ def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, ba
                 if len(running) >= 2 * workers:
                     break
             if not running:
-                return
+                break
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 _record(job, bar, future.result())
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    pool.shutdown()
+
+
+def _stop_workers(pool) -> None:
+    """Terminate a pool's workers and wait for them (the job's lock is still held)."""
+    # The executor keeps its processes in a private dict (CPython 3.8 to 3.13).
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(10)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _record(job: Job, bar, entry: str) -> None:
@@ -75,11 +98,46 @@ def _record(job: Job, bar, entry: str) -> None:
 
 
 _WORKER: Optional["ShardWorker"] = None
+_WORKERS_LOCK = None
 
 
-def _start_worker(spec: Dict[str, Any], work_dir: str, gpu_id: int, threads: int) -> None:
-    global _WORKER
-    _WORKER = ShardWorker(spec, work_dir, gpu_id, threads)
+def _start_worker(spec: Dict[str, Any], work_dir: str, gpu_id: int, threads: int, note_timeout: Optional[float],
+                  parent: int) -> None:
+    global _WORKER, _WORKERS_LOCK
+    _die_with_parent(parent)
+    try:
+        import fcntl
+
+        # Held shared until this process ends: a new run of the job waits for it.
+        _WORKERS_LOCK = open(os.path.join(work_dir, WORKERS_LOCK), "a")
+        fcntl.flock(_WORKERS_LOCK, fcntl.LOCK_SH)
+    except ImportError:  # pragma: no cover - not POSIX
+        pass
+    _WORKER = ShardWorker(spec, work_dir, gpu_id, threads, note_timeout)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make a local worker exit when the job's process dies, however it dies.
+
+    Linux kills it with the parent (PR_SET_PDEATHSIG); elsewhere, and for a
+    parent that died before that was set, a thread checks every second.
+    Ctrl-C reaches the whole process group: the parent stops the workers.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="clinlong-parent-watch", daemon=True).start()
 
 
 def _work(shard: str) -> str:
@@ -112,14 +170,18 @@ class ShardWorker:
     work_dir (str): The job's work directory (on storage every node can reach).
     gpu_id (int): The GPU to use, -1 for CPU.
     threads (int): Torch threads on CPU.
+    note_timeout (Optional[float]): Seconds a note may take (None: no limit).
     """
 
-    def __init__(self, spec: Dict[str, Any], work_dir: str, gpu_id: int, threads: int) -> None:
+    def __init__(self, spec: Dict[str, Any], work_dir: str, gpu_id: int, threads: int,
+                 note_timeout: Optional[float] = None) -> None:
         from pathlib import Path
 
         self.spec = JobSpec(**spec)
         self.work_dir = Path(work_dir)
-        self.source = NoteInput(Path(self.spec.input), id_field=self.spec.id_field, text_field=self.spec.text_field)
+        self.note_timeout = note_timeout
+        self.source = NoteInput(Path(self.spec.input), id_field=self.spec.id_field, text_field=self.spec.text_field,
+                                follow_symlinks=self.spec.follow_symlinks)
         self.nlp = load_pipeline(self.spec.model, gpu_id=gpu_id, threads=None if gpu_id >= 0 else threads,
                                  max_chars=self.spec.max_chars)
 
@@ -128,7 +190,7 @@ class ShardWorker:
         spec = self.spec
         return annotate_shard(self.nlp, self.source, shard, work_dir=self.work_dir, fmt=spec.fmt,
                               batch_size=spec.batch_size, max_chars=spec.max_chars,
-                              questions=spec.questions or None, on_notes=on_notes)
+                              questions=spec.questions or None, on_notes=on_notes, note_timeout=self.note_timeout)
 
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, List[str]]:
         """Ray Data's call: a batch of shards (as JSON) to their manifest entries (as JSON)."""
@@ -136,7 +198,7 @@ class ShardWorker:
 
 
 def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[int], bar,
-            address: Optional[str] = None) -> None:
+            address: Optional[str] = None, note_timeout: Optional[float] = None) -> None:
     """Annotate the pending shards with a Ray Data actor pool, one pipeline per worker.
 
     On one machine (no RAY_ADDRESS, no `address`, no running `ray start`)
@@ -144,6 +206,8 @@ def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[
     must have the package, the pipeline and the input at the same paths,
     and see the work directory (shared storage).
     """
+    # Before Ray is imported: no usage report, so no probe of cloud metadata addresses.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         import ray
         import ray.data
@@ -174,7 +238,7 @@ def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[
             ShardWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
             # Ray hides all but an actor's own GPU, so the one it was given is device 0.
             fn_constructor_kwargs={"spec": _fields(spec, absolute=True), "work_dir": str(job.dir.resolve()),
-                                   "gpu_id": 0 if gpu else -1, "threads": threads},
+                                   "gpu_id": 0 if gpu else -1, "threads": threads, "note_timeout": note_timeout},
             **resources)
         for row in annotated.iter_rows():
             _record(job, bar, row["entry"])
@@ -199,7 +263,7 @@ def _fields(spec: JobSpec, *, absolute: bool = False) -> Dict[str, Any]:
 
 def annotate(spec: JobSpec, *, engine: str = "local", gpu_id: int = -1, workers: Optional[int] = None,
              threads: Optional[int] = None, progress: bool = True, ray_address: Optional[str] = None,
-             restart: bool = False, echo=print) -> Dict[str, Any]:
+             restart: bool = False, note_timeout: Optional[float] = None, echo=print) -> Dict[str, Any]:
     """Run (or resume) an annotation job to the end.
 
     spec (JobSpec): What to annotate, with what, into where.
@@ -212,6 +276,9 @@ def annotate(spec: JobSpec, *, engine: str = "local", gpu_id: int = -1, workers:
     progress (bool): Show the progress bar (on stderr).
     ray_address (Optional[str]): A Ray cluster to join (default: RAY_ADDRESS, or a local instance).
     restart (bool): Discard an earlier job in OUTPUT (its files only) and start afresh.
+    note_timeout (Optional[float]): Seconds a note may take before it is reported as
+        `timeout` and the job moves on (None or 0: no limit). Not part of the job's
+        identity: a resumed run may set another.
     echo (Callable[[str], None]): Where status lines go.
     RETURNS (Dict[str, Any]): The job's summary (counts only).
     """
@@ -234,9 +301,11 @@ def annotate(spec: JobSpec, *, engine: str = "local", gpu_id: int = -1, workers:
         start = time.perf_counter()
         with progress_bar(counts["notes"], counts["notes_done"], enabled=progress) as bar:
             if engine == "local":
-                run_local(job, gpu_id=gpu_id, threads=threads, workers=workers or 1, bar=bar)
+                run_local(job, gpu_id=gpu_id, threads=threads, workers=workers or 1, bar=bar,
+                          note_timeout=note_timeout)
             else:
-                run_ray(job, workers=workers, gpu_id=gpu_id, threads=threads, bar=bar, address=ray_address)
+                run_ray(job, workers=workers, gpu_id=gpu_id, threads=threads, bar=bar, address=ray_address,
+                        note_timeout=note_timeout)
         seconds = time.perf_counter() - start
         done = job.counts()["notes_done"] - counts["notes_done"]
         echo(f"{done:,} notes in {seconds:,.1f} s ({done / max(seconds, 1e-9):,.1f} notes/s)")

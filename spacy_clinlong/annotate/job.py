@@ -4,6 +4,8 @@ The work directory (OUTPUT itself, or OUTPUT.parts for a single JSONL file):
 
     job.json        the settings that must not change between runs, and the input's fingerprint
     job.lock        held (flock) by the process running the job
+    workers.lock    held shared by its worker processes, so a new run waits until an
+                    earlier run's workers have exited
     plan.jsonl      the shards (a header line, then one line per shard), written once, atomically
     manifest.jsonl  one line per finished shard, appended and fsynced after its files are in place
     notes-NNNNNN.jsonl | .spacy, errors-NNNNNN.jsonl   each shard's files, written atomically
@@ -17,6 +19,7 @@ uninterrupted run's, with every note exactly once.
 """
 import json
 import os
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,8 +29,11 @@ from ..about import __version__
 from .records import NoteInput, shard_plan
 from .shard import FORMATS, errors_file, fsync_dir, write_atomic
 
-JOB_FILE, PLAN_FILE, MANIFEST_FILE, SUMMARY_FILE, ERRORS_FILE, LOCK_FILE = (
-    "job.json", "plan.jsonl", "manifest.jsonl", "summary.json", "errors.jsonl", "job.lock")
+JOB_FILE, PLAN_FILE, MANIFEST_FILE, SUMMARY_FILE, ERRORS_FILE, LOCK_FILE, WORKERS_LOCK = (
+    "job.json", "plan.jsonl", "manifest.jsonl", "summary.json", "errors.jsonl", "job.lock", "workers.lock")
+#: How long a new run waits for an earlier run's workers to exit (they exit within a
+#: second of their parent's death; one may be finishing a write).
+WORKERS_WAIT_S = 60.0
 
 
 class JobError(ValueError):
@@ -48,6 +54,7 @@ class JobSpec:
     id_field (str): JSONL key or CSV/Parquet column with the note id.
     text_field (str): JSONL key or CSV/Parquet column with the text.
     questions (List[str]): Asked of every note, for a pipeline with clinlong_qa.
+    follow_symlinks (bool): Read .txt symlinks that lead outside the input directory.
     """
 
     model: str
@@ -60,6 +67,7 @@ class JobSpec:
     id_field: str = "id"
     text_field: str = "text"
     questions: List[str] = field(default_factory=list)
+    follow_symlinks: bool = False
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMATS:
@@ -132,7 +140,8 @@ class Job:
     def __init__(self, spec: JobSpec) -> None:
         self.spec = spec
         self.dir = spec.work_dir
-        self.source = NoteInput(Path(spec.input), id_field=spec.id_field, text_field=spec.text_field)
+        self.source = NoteInput(Path(spec.input), id_field=spec.id_field, text_field=spec.text_field,
+                                follow_symlinks=spec.follow_symlinks)
         self.shards: List[Dict[str, Any]] = []
         self.done: Dict[int, Dict[str, Any]] = {}
         self._lock_handle = None
@@ -148,6 +157,7 @@ class Job:
         job_path = self.dir / JOB_FILE
         if job_path.exists():
             self._lock()
+            self._wait_for_workers()
             self._check_same(json.loads(job_path.read_text()))
         else:
             self._check_fresh()
@@ -183,6 +193,30 @@ class Job:
             self._lock_handle.close()
             raise JobError(f"Another annotate process is running the job in {str(self.dir)!r}.") from None
 
+    def _wait_for_workers(self) -> None:
+        """Wait until no worker of an earlier run holds `workers.lock` (shared).
+
+        RAISES (JobError): When one still does after WORKERS_WAIT_S.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return
+        path = self.dir / WORKERS_LOCK
+        if not path.exists():
+            return
+        deadline = time.monotonic() + WORKERS_WAIT_S
+        with open(path, "a") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return  # closing the file lets go
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise JobError(f"Worker processes of an earlier run still hold {str(path)!r}; "
+                                       "wait until they have exited, then run the command again.") from None
+                    time.sleep(0.2)
+
     def close(self) -> None:
         """Let go of the job's lock (another process may then resume it)."""
         if self._lock_handle is not None:
@@ -204,8 +238,9 @@ class Job:
             self._check_fresh()
             return
         self._lock()
-        patterns = (JOB_FILE, PLAN_FILE, MANIFEST_FILE, SUMMARY_FILE, ERRORS_FILE, LOCK_FILE, "notes-*", "errors-*",
-                    "*.tmp-*")
+        self._wait_for_workers()
+        patterns = (JOB_FILE, PLAN_FILE, MANIFEST_FILE, SUMMARY_FILE, ERRORS_FILE, LOCK_FILE, WORKERS_LOCK, "notes-*",
+                    "errors-*", "*.tmp-*")
         for pattern in patterns:
             for path in self.dir.glob(pattern):
                 path.unlink()

@@ -12,6 +12,8 @@ reported by index, id, reason, source (file and line or row) and length;
 its text never leaves this module.
 """
 import csv
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -24,16 +26,21 @@ TXT_SUFFIX = ".txt"
 #: Why a record was not annotated (the `reason` in the errors file).
 REASONS = {
     "empty": "the text is empty or only whitespace",
-    "undecodable": "the bytes are not UTF-8",
+    "undecodable": "the bytes are not UTF-8, or the id or text holds a lone surrogate (e.g. an escaped \\ud83d)",
     "missing_id": "the record has no id (or an empty one)",
-    "invalid_id": "the id is not a string or an integer",
+    "invalid_id": "the id is not a string or an integer, or an integer outside 64 bits",
     "duplicate_id": "an earlier record has the same id (the first one is annotated)",
     "too_long": "the text is longer than --max-chars",
     "missing_text": "the record has no text field, or it is not a string",
     "invalid_json": "the line is not a JSON object",
-    "malformed_csv": "the CSV row cannot be parsed",
+    "malformed_csv": "the CSV row cannot be parsed (source names every line it spans)",
+    "not_a_file": "a .txt path that is not a readable regular file (dangling or looping link, FIFO, folder)",
+    "outside_input": "a .txt symlink that leads outside the input folder (see --follow-symlinks)",
     "pipeline_error": "the pipeline raised an exception on this note (its type is given)",
+    "timeout": "the pipeline took longer than --note-timeout on this note",
 }
+#: Integer ids are kept to OMOP's bigint (signed 64 bits): DocBin and databases hold no more.
+INT_ID_RANGE = (-(2**63), 2**63 - 1)
 
 
 class InputError(ValueError):
@@ -70,8 +77,9 @@ def input_kind(path: Path) -> str:
 
 
 def _has_surrogates(text: str) -> bool:
-    """RETURNS (bool): Whether undecodable bytes were let through as lone surrogates."""
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    """RETURNS (bool): Whether the text holds a lone surrogate: undecodable bytes let through
+        (surrogateescape), or an escaped one from JSON. Neither can be written as UTF-8."""
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
 def judge(record: RawRecord, max_chars: int) -> Optional[str]:
@@ -85,6 +93,10 @@ def judge(record: RawRecord, max_chars: int) -> Optional[str]:
         return "missing_id"
     if isinstance(record.id, bool) or not isinstance(record.id, (str, int)):
         return "invalid_id"
+    if isinstance(record.id, int) and not INT_ID_RANGE[0] <= record.id <= INT_ID_RANGE[1]:
+        return "invalid_id"
+    if isinstance(record.id, str) and _has_surrogates(record.id):
+        return "undecodable"
     if not isinstance(record.text, str):
         return "missing_text"
     if _has_surrogates(record.text):
@@ -99,7 +111,12 @@ def judge(record: RawRecord, max_chars: int) -> Optional[str]:
 def error_entry(record: RawRecord, reason: str, detail: Optional[str] = None) -> Dict[str, Any]:
     """RETURNS (Dict[str, Any]): The errors-file line for a record: never its text."""
     length = len(record.text) if isinstance(record.text, str) else record.length
-    entry = {"index": record.index, "id": record.id if isinstance(record.id, (str, int)) else None,
+    note_id = record.id
+    if isinstance(note_id, bool) or not isinstance(note_id, (str, int)) or (
+        isinstance(note_id, str) and _has_surrogates(note_id)
+    ) or (isinstance(note_id, int) and not INT_ID_RANGE[0] <= note_id <= INT_ID_RANGE[1]):
+        note_id = None  # only ids that can be written back as they were read
+    entry = {"index": record.index, "id": note_id,
              "reason": reason, "source": record.source, "length": length}
     if detail:
         entry["detail"] = detail
@@ -113,13 +130,17 @@ class NoteInput:
     id_field (str): The JSONL key / CSV or Parquet column with the note id
         (a .txt note's id is its path under the directory, without ".txt").
     text_field (str): The key / column with the note text.
+    follow_symlinks (bool): Read .txt symlinks that lead outside the directory
+        (by default they are reported as `outside_input`).
     """
 
-    def __init__(self, path: Path, *, id_field: str = "id", text_field: str = "text") -> None:
+    def __init__(self, path: Path, *, id_field: str = "id", text_field: str = "text",
+                 follow_symlinks: bool = False) -> None:
         self.path = Path(path)
         self.kind = input_kind(self.path)
         self.id_field = id_field
         self.text_field = text_field
+        self.follow_symlinks = follow_symlinks
         self._txt_files: Optional[List[str]] = None
         if self.kind == "csv":
             self._csv_columns()
@@ -132,17 +153,35 @@ class NoteInput:
             stat = self.path.stat()
             return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
         files = self.txt_files()
-        stats = [(self.path / name).stat() for name in files]
+        stats = []
+        for name in files:
+            try:
+                stats.append(os.stat(self.path / name))
+            except OSError:  # a dangling or looping link: reported as not_a_file
+                stats.append(os.lstat(self.path / name))
         return {"files": len(files), "bytes": sum(s.st_size for s in stats),
                 "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
 
     def txt_files(self) -> List[str]:
-        """RETURNS (List[str]): The .txt files under the directory, relative, in sorted order
-            (listed once: the fingerprint and the plan of a new job both need them)."""
+        """RETURNS (List[str]): Every path under the directory whose name ends in .txt,
+            relative, in sorted order: regular files, and the links, FIFOs and folders
+            that the reader reports (listed once: the fingerprint and the plan of a new
+            job both need them). Symlinked folders are not entered."""
         if self._txt_files is None:
             self._txt_files = sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*")
-                                     if p.is_file() and p.suffix.lower() == TXT_SUFFIX)
+                                     if p.suffix.lower() == TXT_SUFFIX)
         return self._txt_files
+
+    def _txt_problem(self, path: Path) -> Optional[str]:
+        """RETURNS (Optional[str]): Why a listed .txt path cannot be read as a note, or None."""
+        if path.is_symlink() and not self.follow_symlinks:
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError):
+                return "not_a_file"
+            if not target.is_relative_to(self.path.resolve()):
+                return "outside_input"
+        return None if path.is_file() else "not_a_file"  # is_file() is False for FIFOs and folders
 
     def records(self, locator: Optional[Dict[str, Any]] = None) -> Iterator[Tuple[RawRecord, Dict[str, Any]]]:
         """Read records from the start of the input, or from a shard's locator on.
@@ -167,12 +206,21 @@ class NoteInput:
             if not files:
                 raise InputError(f"Input directory {str(self.path)!r} has no .txt files.")
         for name in files:
-            raw = (self.path / name).read_bytes()
             note_id = name[: -len(TXT_SUFFIX)]
-            try:
-                record = RawRecord(index, note_id, raw.decode("utf-8-sig"), name)
-            except UnicodeDecodeError:
-                record = RawRecord(index, note_id, None, name, reason="undecodable", length=len(raw))
+            problem = self._txt_problem(self.path / name)
+            raw = b""
+            if problem is None:
+                try:
+                    raw = (self.path / name).read_bytes()
+                except OSError:  # unreadable (permissions), or gone since it was listed
+                    problem = "not_a_file"
+            if problem is not None:
+                record = RawRecord(index, note_id, None, name, reason=problem)
+            else:
+                try:
+                    record = RawRecord(index, note_id, raw.decode("utf-8-sig"), name)
+                except UnicodeDecodeError:
+                    record = RawRecord(index, note_id, None, name, reason="undecodable", length=len(raw))
             index += 1
             yield record, {"index": index, "file": name}
 
@@ -197,14 +245,10 @@ class NoteInput:
                 decoded = raw.decode("utf-8", errors="surrogateescape")
                 try:
                     obj = json.loads(decoded)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: nested thousands deep
                     obj = None
                 if isinstance(obj, dict):
-                    note_id = obj.get(self.id_field)
-                    if isinstance(note_id, str) and _has_surrogates(note_id):
-                        record = RawRecord(index, None, None, source, reason="undecodable", length=len(raw))
-                    else:
-                        record = RawRecord(index, note_id, obj.get(self.text_field), source)
+                    record = RawRecord(index, obj.get(self.id_field), obj.get(self.text_field), source)
                 else:
                     reason = "undecodable" if _has_surrogates(decoded) else "invalid_json"
                     record = RawRecord(index, None, None, source, reason=reason, length=len(raw))
@@ -239,7 +283,9 @@ class NoteInput:
                     offset, line = offset + len(raw), line + 1
                     yield raw.decode("utf-8", errors="surrogateescape")
 
-            reader = csv.reader(lines())
+            # strict: a quote left open is an error, not a field that swallows the
+            # rows after it (up to the next quote, or the end of the file).
+            reader = csv.reader(lines(), strict=True)
             while True:
                 try:
                     row = next(reader)
@@ -251,14 +297,14 @@ class NoteInput:
                 del starts[:]
                 source = f"{name}:{row_line}"
                 if row is None:
+                    if line - 1 > row_line:  # every line the bad row took, rows it swallowed included
+                        source = f"{name}:{row_line}-{line - 1}"
                     record = RawRecord(index, None, None, source, reason="malformed_csv", length=offset - row_offset)
                 elif not row:
                     continue
                 else:
                     note_id = row[id_col] if id_col < len(row) else None
                     text = row[text_col] if text_col < len(row) else None
-                    if isinstance(note_id, str) and _has_surrogates(note_id):
-                        note_id = None
                     record = RawRecord(index, note_id, text, source)
                 index += 1
                 yield record, {"index": index, "offset": offset, "line": line}
@@ -310,6 +356,15 @@ def id_key(note_id: Any) -> str:
     return f"{type(note_id).__name__}:{note_id}"
 
 
+def _digest(digest, record: RawRecord) -> None:
+    """Add a record to its shard's digest: index, id, reason and text (or raw length), so a
+    record edited in place, even to the same length, no longer matches the plan."""
+    note_id = record.id if isinstance(record.id, (str, int)) else type(record.id).__name__
+    text = record.text if isinstance(record.text, str) else f"{type(record.text).__name__}:{record.length}"
+    digest.update(f"{record.index}\0{note_id!r}\0{record.reason}\0".encode("utf-8", "surrogatepass"))
+    digest.update(text.encode("utf-8", "surrogatepass") + b"\0\n")
+
+
 def shard_plan(source: NoteInput, *, shard_size: int, max_chars: int) -> Iterator[Dict[str, Any]]:
     """Scan the whole input once and cut it into shards of `shard_size` records.
 
@@ -320,7 +375,7 @@ def shard_plan(source: NoteInput, *, shard_size: int, max_chars: int) -> Iterato
     shard_size (int): Records per shard (bad ones included).
     max_chars (int): Longest text annotated.
     YIELDS (Dict[str, Any]): {"shard", "start" (locator), "records", "notes",
-        "bad" (error entries)} for each shard, in order.
+        "bad" (error entries), "digest" (of its records' content)} for each shard, in order.
     """
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
@@ -331,6 +386,7 @@ def shard_plan(source: NoteInput, *, shard_size: int, max_chars: int) -> Iterato
     for record, after in source.records():
         if shard is None:
             shard = {"shard": number, "start": start, "records": 0, "notes": 0, "bad": []}
+            digest = hashlib.sha256()
             if source.kind == "txt":
                 shard["start"] = dict(start, files=[])
         if source.kind == "txt":
@@ -347,12 +403,13 @@ def shard_plan(source: NoteInput, *, shard_size: int, max_chars: int) -> Iterato
         else:
             shard["bad"].append(error_entry(record, reason))
         shard["records"] += 1
+        _digest(digest, record)
         start = after
         if shard["records"] == shard_size:
-            yield shard
+            yield dict(shard, digest=digest.hexdigest())
             shard, number = None, number + 1
     if shard is not None:
-        yield shard
+        yield dict(shard, digest=digest.hexdigest())
 
 
 def read_shard(source: NoteInput, shard: Dict[str, Any], *, max_chars: int
@@ -364,15 +421,18 @@ def read_shard(source: NoteInput, shard: Dict[str, Any], *, max_chars: int
     max_chars (int): Longest text annotated (as in the plan).
     RETURNS (Tuple[List[Tuple[Any, str, int, str]], List[Dict[str, Any]]]):
         (id, text, index, source) of each good note, and the shard's error entries.
-    RAISES (InputError): When the input no longer matches the plan.
+    RAISES (InputError): When the input no longer matches the plan (before
+        any of the shard is annotated).
     """
     bad = {entry["index"]: entry for entry in shard["bad"]}
     notes: List[Tuple[Any, str, int, str]] = []
     count = 0
+    digest = hashlib.sha256()
     for record, _ in source.records(shard["start"]):
         if count == shard["records"]:
             break
         count += 1
+        _digest(digest, record)
         reason = judge(record, max_chars)
         if record.index in bad:
             if reason is not None and reason != bad[record.index]["reason"]:
@@ -384,4 +444,8 @@ def read_shard(source: NoteInput, shard: Dict[str, Any], *, max_chars: int
     if count != shard["records"] or len(notes) != shard["notes"]:
         raise InputError(f"Shard {shard['shard']} changed since the job was planned "
                          f"({count} records read, {shard['records']} planned).")
+    if "digest" in shard and digest.hexdigest() != shard["digest"]:  # plans written before digests have none
+        raise InputError(f"Shard {shard['shard']} (records {shard['start']['index']} to "
+                         f"{shard['start']['index'] + count - 1}) changed since the job was planned: "
+                         "its content differs. Annotate the input afresh with --restart or a new OUTPUT.")
     return notes, list(shard["bad"])

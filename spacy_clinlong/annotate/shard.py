@@ -7,6 +7,9 @@ wrote it: same notes, same batches, same order.
 import hashlib
 import json
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -76,13 +79,50 @@ def load_pipeline(model: str, *, gpu_id: int = -1, threads: Optional[int] = None
     return nlp
 
 
-def run_pipeline(nlp, notes: List[Tuple[Any, str, int, str]], *, batch_size: int, questions: Optional[List[str]],
-                 on_notes: Optional[Callable[[int], None]] = None) -> Iterator[Tuple[Tuple[Any, str, int, str], Any, Optional[str]]]:
-    """Annotate notes in batches; a batch that raises is redone note by note.
+class NoteTimeout(Exception):
+    """The pipeline ran past the per-note time limit (raised by its alarm)."""
 
+
+def can_time_out() -> bool:
+    """RETURNS (bool): Whether a time limit can interrupt the pipeline here: SIGALRM
+        exists (POSIX) and this is the main thread, where Python runs signal handlers."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def time_limit(seconds: Optional[float]):
+    """Raise NoteTimeout in the block once `seconds` have passed (None or 0: no limit).
+
+    The alarm interrupts Python code (rule components such as ConText) at once,
+    and a long native call (a matrix product) when it returns.
+    """
+    if not seconds or not can_time_out():
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise NoteTimeout()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_pipeline(nlp, notes: List[Tuple[Any, str, int, str]], *, batch_size: int, questions: Optional[List[str]],
+                 on_notes: Optional[Callable[[int], None]] = None, note_timeout: Optional[float] = None
+                 ) -> Iterator[Tuple[Tuple[Any, str, int, str], Any, Optional[str]]]:
+    """Annotate notes in batches; a batch that raises (or runs past its notes' time
+    limits) is redone note by note.
+
+    note_timeout (Optional[float]): Seconds a note may take (a batch: that times its
+        size); None or 0 for no limit.
     YIELDS (Tuple[note, Optional[Doc], Optional[str]]): Each note with its doc,
         or None and the exception's type name (never its message, which may
-        quote the text).
+        quote the text); "NoteTimeout" for a note past its time limit.
     """
     from spacy.util import minibatch
 
@@ -94,11 +134,13 @@ def run_pipeline(nlp, notes: List[Tuple[Any, str, int, str]], *, batch_size: int
 
     for chunk in minibatch(notes, size=batch_size):
         try:
-            docs = list(nlp.pipe([make(text) for _, text, _, _ in chunk], batch_size=batch_size))
+            with time_limit(note_timeout and note_timeout * len(chunk)):
+                docs = list(nlp.pipe([make(text) for _, text, _, _ in chunk], batch_size=batch_size))
         except Exception:
             for note in chunk:
                 try:
-                    doc = nlp(make(note[1]))
+                    with time_limit(note_timeout):
+                        doc = nlp(make(note[1]))
                 except Exception as err:
                     yield note, None, type(err).__name__
                 else:
@@ -132,7 +174,8 @@ def _plain_user_data(doc) -> None:
 
 def annotate_shard(nlp, source: NoteInput, shard: Dict[str, Any], *, work_dir: Path, fmt: str, batch_size: int,
                    max_chars: int, questions: Optional[List[str]] = None,
-                   on_notes: Optional[Callable[[int], None]] = None) -> Dict[str, Any]:
+                   on_notes: Optional[Callable[[int], None]] = None,
+                   note_timeout: Optional[float] = None) -> Dict[str, Any]:
     """Annotate a shard and write its notes (and its bad records) atomically.
 
     nlp (Language): The pipeline.
@@ -144,8 +187,10 @@ def annotate_shard(nlp, source: NoteInput, shard: Dict[str, Any], *, work_dir: P
     max_chars (int): Longest text annotated.
     questions (Optional[List[str]]): Asked of every note (for clinlong_qa).
     on_notes (Optional[Callable[[int], None]]): Told how many notes each batch finished.
+    note_timeout (Optional[float]): Seconds a note may take; past it the note is a
+        `timeout` error. None or 0: no limit.
     RETURNS (Dict[str, Any]): The manifest entry: shard, notes (written), failed (raised in
-        the pipeline), errors (all bad records), file, bytes, errors_bytes, sha256.
+        the pipeline or timed out), errors (all bad records), file, bytes, errors_bytes, sha256.
     """
     from spacy.tokens import DocBin
 
@@ -156,9 +201,13 @@ def annotate_shard(nlp, source: NoteInput, shard: Dict[str, Any], *, work_dir: P
     docbin = DocBin(store_user_data=True) if fmt == "docbin" else None
     failed: List[Dict[str, Any]] = []
     for (note_id, text, index, where), doc, error in run_pipeline(nlp, notes, batch_size=batch_size, questions=questions,
-                                                           on_notes=on_notes):
+                                                           on_notes=on_notes, note_timeout=note_timeout):
         if doc is None:
-            failed.append(error_entry(RawRecord(index, note_id, text, where), "pipeline_error", detail=error))
+            record = RawRecord(index, note_id, text, where)
+            if error == NoteTimeout.__name__:
+                failed.append(error_entry(record, "timeout", detail=f"{note_timeout:g} s"))
+            else:
+                failed.append(error_entry(record, "pipeline_error", detail=error))
         elif docbin is not None:
             doc._.note_id = note_id
             _plain_user_data(doc)

@@ -1,5 +1,6 @@
 """`annotate`: a pipeline over a corpus of notes, resumable, locally or on Ray."""
 import json
+import signal
 from pathlib import Path
 from typing import List, Optional
 
@@ -25,6 +26,14 @@ def _read_questions(path: Optional[Path]) -> List[str]:
     return questions
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so the job stops as it does on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
+
+
 @app.command("annotate")
 def annotate_cli(
     model: str = typer.Argument(..., help="An installed pipeline's name, or a pipeline directory"),
@@ -46,6 +55,10 @@ def annotate_cli(
                                              help="Questions for every note (one per line, or a JSON list), for clinlong_qa"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A Ray cluster to join (default: RAY_ADDRESS or a local instance)"),
     restart: bool = typer.Option(False, "--restart", help="Discard an earlier job in OUTPUT and start afresh"),
+    note_timeout: float = typer.Option(600.0, "--note-timeout", min=0,
+                                       help="Seconds a note may take; past it the note is reported as timeout (0: no limit)"),
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks",
+                                         help="Read .txt symlinks that lead outside the INPUT directory"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr"),
 ) -> None:
     """Annotate every note of INPUT with the pipeline MODEL into OUTPUT.
@@ -53,20 +66,29 @@ def annotate_cli(
     Killed at any moment and run again with the same arguments, the job picks
     up where it stopped; every note ends up in OUTPUT exactly once (--restart
     starts afresh instead). Bad records
-    (empty, undecodable, missing or duplicate id, too long) go to the errors
-    file with the reason; note text is never printed.
+    (empty, undecodable, missing or duplicate id, too long, timed out) go to
+    the errors file with the reason; note text is never printed. Ctrl-C or
+    SIGTERM stops it (exit 130 or 143); the finished shards are kept.
     """
     from ..annotate import annotate
     from ..annotate.job import JobError, JobSpec, describe
     from ..annotate.records import InputError
 
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         spec = JobSpec(model=model, input=str(input_path), output=str(output), fmt=fmt, shard_size=shard_size,
                        batch_size=batch_size, max_chars=max_chars, id_field=id_field, text_field=text_field,
-                       questions=_read_questions(questions))
+                       questions=_read_questions(questions), follow_symlinks=follow_symlinks)
         summary = annotate(spec, engine=engine, gpu_id=gpu_id, workers=workers, threads=threads, progress=progress,
-                           ray_address=ray_address, restart=restart, echo=typer.echo)
+                           ray_address=ray_address, restart=restart, note_timeout=note_timeout or None,
+                           echo=typer.echo)
     except (JobError, InputError, ValueError, OSError) as err:
         typer.echo(f"annotate: {err}", err=True)
         raise typer.Exit(code=1) from None
+    except (KeyboardInterrupt, _Terminated) as err:
+        typer.echo(f"annotate: stopped by {'SIGTERM' if isinstance(err, _Terminated) else 'Ctrl-C'}; the finished "
+                   f"shards are saved in {str(output)!r}, and the same command resumes the job.", err=True)
+        raise typer.Exit(code=143 if isinstance(err, _Terminated) else 130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     typer.echo(describe(summary))
