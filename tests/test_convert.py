@@ -13,6 +13,7 @@ from spacy.training import Example
 from spacy.util import registry
 from typer.testing import CliRunner
 
+from spacy_clinlong.annotate.records import REASONS, NoteInput, judge
 from spacy_clinlong.cli import app
 from spacy_clinlong.cli.convert import Format
 from spacy_clinlong.corpus import FORMATS, ConversionReport, iter_docs
@@ -244,17 +245,89 @@ def test_csv_label_column_and_binary_columns(nlp, tmp_path):
     assert docs[0].cats == {"ASTHMA": 1.0, "CHF": 1.0, "COPD": 0.0}
     assert docs[1].cats == {"ASTHMA": 0.0, "CHF": 0.0, "COPD": 0.0}
     assert docs[2].cats == {"ASTHMA": 0.0, "CHF": 1.0, "COPD": 1.0}
-    assert {(p.line, p.reason) for p in report.problems} == {(4, "missing_text"), (7, "undecodable")}
+    assert {(p.line, p.reason) for p in report.problems} == {(4, "empty"), (7, "undecodable")}
     binary = tmp_path / "binary.csv"
     binary.write_text("text,asthma,chf,source\nA note.,1,0,clinic\nAnother.,0,1,ward\n", encoding="utf-8")
     docs, report = _convert(nlp, "csv", binary)
     assert [d.cats for d in docs] == [{"asthma": 1.0, "chf": 0.0}, {"asthma": 0.0, "chf": 1.0}]
     _assert_clean(report)
-    quote = tmp_path / "quote.csv"  # an unterminated quote swallows the rest of the file into one cell
-    quote.write_text('text,label\nOne.,A\n"Tw o.,B\nThree.,C\n', encoding="utf-8")
-    docs, report = _convert(nlp, "csv", quote)
-    assert [d.text for d in docs] == ["One."] and docs[0].cats == {"A": 1.0}
-    assert [(p.file, p.line, p.reason) for p in report.problems] == [("quote.csv", 3, "wrong_column_count")]
+
+
+def _cli_convert(tmp_path, path, fmt):
+    out = tmp_path / "out.spacy"
+    result = CliRunner().invoke(app, ["convert", str(path), str(out), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    assert SECRET not in result.output and "Traceback" not in result.output
+    docs = list(DocBin().from_disk(out).get_docs(spacy.blank("en").vocab))
+    return docs, result.output
+
+
+def test_cli_jsonl_deeply_nested_line_is_invalid_json(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    deep = "[" * 100_000
+    path.write_text(f'{{"id": "a", "text": "{SECRET} one."}}\n{deep}\n{{"id": "b", "text": "Two."}}\n')
+    docs, output = _cli_convert(tmp_path, path, "jsonl")
+    assert [d.user_data["note_id"] for d in docs] == ["a", "b"]
+    assert "deep.jsonl:2: invalid_json (nested too deep)" in output
+
+
+def test_cli_jsonl_bad_texts_and_ids_are_reported(tmp_path):
+    lines = [
+        r'{"id": "sur", "text": "x\ud83d y"}',  # the JSON escape: json.loads gives a lone surrogate
+        json.dumps({"id": "long", "text": SECRET * (1_000_000 // len(SECRET) + 1)}),  # over nlp.max_length
+        json.dumps({"id": "ws", "text": " \n\t "}),
+        r'{"id": "x\udc80", "text": "Fine."}',
+        json.dumps({"id": True, "text": "Fine."}),
+        json.dumps({"id": 2**63, "text": "Fine."}),
+        json.dumps({"id": -(2**63) - 1, "text": "Fine."}),
+        json.dumps({"id": 1.5, "text": "Fine."}),
+        json.dumps({"id": ["a"], "text": "Fine."}),
+        json.dumps({"id": 2**63 - 1, "text": f"{SECRET} kept."}),
+        json.dumps({"id": "ok", "text": "Kept."}),
+    ]
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    docs, output = _cli_convert(tmp_path, path, "jsonl")
+    assert [d.user_data["note_id"] for d in docs] == [str(2**63 - 1), "ok"]
+    reasons = ["undecodable", "too_long", "empty", "undecodable"] + ["invalid_id"] * 5
+    for line, reason in enumerate(reasons, start=1):
+        assert f"bad.jsonl:{line}: {reason}" in output
+    assert "too_long (length 1000010, nlp.max_length 1000000)" in output
+
+
+def test_cli_csv_unterminated_quote_is_reported(tmp_path):
+    # csv reads a quote never closed as one cell up to the next quote or the end of the file, so
+    # a row with the right number of cells could swallow the rows after it without a word.
+    path = tmp_path / "quote.csv"
+    path.write_text(f'id,text,label\n1,One.,A\n2,"Tw o {SECRET}.,B\n3,Three.,C\n4,"Four\nlines.",D\n'
+                    '5,Five.,E\n6,"Six""s,\n7,Seven.,F\n', encoding="utf-8")
+    docs, output = _cli_convert(tmp_path, path, "csv")
+    assert [d.user_data["note_id"] for d in docs] == ["1", "5"]
+    assert docs[1].cats == {"A": 0.0, "E": 1.0}
+    assert """quote.csv:3: malformed_csv (',' expected after '"'; lines 3-5 lost)""" in output
+    assert "quote.csv:6: malformed_csv (2 columns, header has 3)" in output  # the rest of row 4
+    assert "quote.csv:8: malformed_csv (quote not closed; lines 8-9 lost)" in output
+    assert "Skipped: 3 (malformed_csv 3)" in output
+
+
+def test_jsonl_reasons_are_annotates(tmp_path):
+    """A bad record gets the reason `annotate` gives it, by the same name."""
+    path = tmp_path / "notes.jsonl"
+    lines = [b'{"id": "a", "text": "   "}', b'{"id": "b", "text": "bad \xff byte"}',
+             b'{"id": true, "text": "x"}', b'{"id": "d", "txt": "x"}', b'{"id": "e", "text": 5}', b"{broken",
+             b"[1, 2]", b"[" * 5000,
+             b'{"id": "f", "text": "' + b"y" * 60 + b'"}', b'{"id": "g", "text": "Fine."}']
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    nlp = spacy.blank("en")
+    nlp.max_length = 50
+    _, report = _convert(nlp, "jsonl", path)
+    converted = {p.line: p.reason for p in report.problems}
+    annotated = {int(rec.source.rsplit(":", 1)[1]): judge(rec, nlp.max_length)
+                 for rec, _ in NoteInput(path).records()}
+    assert converted == {line: reason for line, reason in annotated.items() if reason is not None}
+    assert set(converted.values()) == {"empty", "undecodable", "invalid_id", "missing_text", "invalid_json",
+                                       "too_long"}
+    assert set(converted.values()) <= set(REASONS)
 
 
 READERS = {
@@ -345,3 +418,7 @@ def test_cli_exit_codes(tmp_path):
     assert "bad.jsonl:1: missing_text" in result.output and "bad.jsonl:2: invalid_json" in result.output
     assert SECRET not in result.output
     assert not (tmp_path / "o.spacy").exists()
+    # A file that cannot be read at all is one line, not a traceback.
+    result = runner.invoke(app, ["convert", str(tmp_path), str(tmp_path / "o.spacy"), "-f", "jsonl"])
+    assert result.exit_code == 1 and result.output.startswith("convert: Cannot read")
+    assert len(result.output.strip().splitlines()) == 1

@@ -76,7 +76,7 @@ def input_kind(path: Path) -> str:
     )
 
 
-def _has_surrogates(text: str) -> bool:
+def has_surrogates(text: str) -> bool:
     """RETURNS (bool): Whether the text holds a lone surrogate: undecodable bytes let through
         (surrogateescape), or an escaped one from JSON. Neither can be written as UTF-8."""
     return any("\ud800" <= ch <= "\udfff" for ch in text)
@@ -95,11 +95,11 @@ def judge(record: RawRecord, max_chars: int) -> Optional[str]:
         return "invalid_id"
     if isinstance(record.id, int) and not INT_ID_RANGE[0] <= record.id <= INT_ID_RANGE[1]:
         return "invalid_id"
-    if isinstance(record.id, str) and _has_surrogates(record.id):
+    if isinstance(record.id, str) and has_surrogates(record.id):
         return "undecodable"
     if not isinstance(record.text, str):
         return "missing_text"
-    if _has_surrogates(record.text):
+    if has_surrogates(record.text):
         return "undecodable"
     if not record.text.strip():
         return "empty"
@@ -113,7 +113,7 @@ def error_entry(record: RawRecord, reason: str, detail: Optional[str] = None) ->
     length = len(record.text) if isinstance(record.text, str) else record.length
     note_id = record.id
     if isinstance(note_id, bool) or not isinstance(note_id, (str, int)) or (
-        isinstance(note_id, str) and _has_surrogates(note_id)
+        isinstance(note_id, str) and has_surrogates(note_id)
     ) or (isinstance(note_id, int) and not INT_ID_RANGE[0] <= note_id <= INT_ID_RANGE[1]):
         note_id = None  # only ids that can be written back as they were read
     entry = {"index": record.index, "id": note_id,
@@ -250,7 +250,7 @@ class NoteInput:
                 if isinstance(obj, dict):
                     record = RawRecord(index, obj.get(self.id_field), obj.get(self.text_field), source)
                 else:
-                    reason = "undecodable" if _has_surrogates(decoded) else "invalid_json"
+                    reason = "undecodable" if has_surrogates(decoded) else "invalid_json"
                     record = RawRecord(index, None, None, source, reason=reason, length=len(raw))
                 index += 1
                 yield record, {"index": index, "offset": offset, "line": line}

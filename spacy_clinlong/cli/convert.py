@@ -37,9 +37,11 @@ def convert_cli(
 ) -> None:
     """Convert an annotated corpus to a DocBin, keeping user_data.
 
-    Malformed items are skipped and reported by file and line (never by text);
-    the rest converts. Exits 1 if the input is missing or nothing converted.
+    Malformed items are skipped and reported by file and line (never by text),
+    with annotate's reason names where it has one; the rest converts. Exits 1,
+    with one line, if the input is missing or unreadable or nothing converted.
     """
+    from ..annotate.records import InputError
     from ..corpus.readers import convert_corpus
 
     if not input_path.exists():
@@ -56,7 +58,11 @@ def convert_cli(
         raise typer.Exit(1)
     if fmt in (Format.brat, Format.i2b2, Format.jsonl):
         options["span_key"] = span_key
-    report = convert_corpus(fmt.value, input_path, output_path, lang=lang, **options)
+    try:
+        report = convert_corpus(fmt.value, input_path, output_path, lang=lang, **options)
+    except InputError as err:
+        typer.echo(f"convert: {err}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(report.summary())
     if not report.n_docs:
         typer.echo(f"Nothing converted from {input_path} as {fmt.value}; no output written.", err=True)

@@ -29,7 +29,9 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .convert_utils import attribute_items, decode, decode_lines, make_span, normalize_ws, set_spans, trim
+from .convert_utils import (
+    UNDECODABLE, attribute_items, decode, decode_lines, make_span, normalize_ws, set_spans, text_problem, trim,
+)
 from .report import ConversionReport
 
 Fragments = List[Tuple[int, int]]
@@ -78,7 +80,7 @@ def parse_ann(
     others: List[Tuple[int, str]] = []
     for lineno, line in decode_lines(ann_path.read_bytes()):
         if line is None:
-            report.skip("undecodable", ann_path, lineno)
+            report.skip(UNDECODABLE, ann_path, lineno)
             continue
         if not line.strip():
             continue
@@ -120,9 +122,10 @@ def _apply_others(
     rest = []
     for lineno, line in others:
         fields = line.split("\t")
-        if line.startswith("E") and len(fields) > 1 and ":" in fields[1]:
-            trigger = fields[1].split()[0].split(":", 1)[1]
-            triggers[fields[0]] = trigger
+        # `E1<TAB>Type:T1 Role:T2`: the trigger is the first argument.
+        first_arg = fields[1].split()[0] if len(fields) > 1 and fields[1].split() else ""
+        if line.startswith("E") and ":" in first_arg:
+            triggers[fields[0]] = first_arg.split(":", 1)[1]
             report.count("events")
         else:
             rest.append((lineno, line, fields))
@@ -177,6 +180,10 @@ def brat_doc(nlp: Language, txt_path: Path, report: ConversionReport, *, span_ke
     # Bytes, not text mode: BRAT offsets count "\r" characters too.
     text = decode(txt_path.read_bytes(), txt_path, report)
     if text is None:
+        return None
+    problem = text_problem(text, nlp.max_length)
+    if problem is not None:
+        report.skip(problem[0], txt_path, None, problem[1])
         return None
     entities, others = parse_ann(text, ann_path, report)
     doc = nlp.make_doc(text)

@@ -1,11 +1,85 @@
 """Helpers shared by the BRAT, i2b2, SQuAD and tabular converters."""
+import json
 from pathlib import Path
-from typing import Iterable, List, Optional, Tuple, Union
+from typing import Any, Iterable, List, Optional, Tuple, Union
 
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
+from ..annotate.records import INT_ID_RANGE, REASONS, has_surrogates
 from .report import ConversionReport
+
+
+def _annotate_reason(name: str) -> str:
+    """Check that `annotate` reports a reason by this name, so both commands name a bad record alike.
+
+    name (str): A key of `spacy_clinlong.annotate.records.REASONS`.
+    RETURNS (str): The name.
+    """
+    if name not in REASONS:
+        raise KeyError(f"{name!r} is not one of annotate's reasons: {', '.join(REASONS)}")
+    return name
+
+
+# Record problems that annotate has too, by its names; the other reasons (offsets, spans,
+# labels ...) are the converters' own.
+EMPTY = _annotate_reason("empty")
+UNDECODABLE = _annotate_reason("undecodable")
+INVALID_ID = _annotate_reason("invalid_id")
+TOO_LONG = _annotate_reason("too_long")
+MISSING_TEXT = _annotate_reason("missing_text")
+INVALID_JSON = _annotate_reason("invalid_json")
+MALFORMED_CSV = _annotate_reason("malformed_csv")
+
+# json.loads raises RecursionError for deep nesting and plain ValueError for an integer
+# over Python's digit limit, besides JSONDecodeError.
+JSON_ERRORS = (ValueError, RecursionError)
+
+
+def json_error(err: Exception) -> Tuple[Optional[int], str]:
+    """Where json.loads failed, for the report.
+
+    err (Exception): One of JSON_ERRORS.
+    RETURNS (Tuple[Optional[int], str]): The line, when known, and a detail (never text).
+    """
+    if isinstance(err, json.JSONDecodeError):
+        return err.lineno, f"column {err.colno}"
+    if isinstance(err, RecursionError):
+        return None, "nested too deep"
+    return None, "integer too long"
+
+
+def text_problem(text: str, max_length: int) -> Optional[Tuple[str, str]]:
+    """Why a text cannot become a Doc, by annotate's reason names.
+
+    text (str): The text.
+    max_length (int): The longest text allowed (`nlp.max_length`; spaCy raises E088 past it).
+    RETURNS (Optional[Tuple[str, str]]): The reason and a detail (the length), or None.
+    """
+    where = f"length {len(text)}"
+    if has_surrogates(text):
+        return UNDECODABLE, where
+    if not text.strip():
+        return EMPTY, where
+    if len(text) > max_length:
+        return TOO_LONG, f"{where}, nlp.max_length {max_length}"
+    return None
+
+
+def id_problem(note_id: Any) -> Optional[str]:
+    """Why a record's id cannot be kept, by annotate's reason names (no id is fine).
+
+    note_id (Any): The id as read.
+    RETURNS (Optional[str]): The reason, or None.
+    """
+    if note_id is None:
+        return None
+    if isinstance(note_id, str):
+        return UNDECODABLE if has_surrogates(note_id) else None
+    # bool is an int to Python but not an id; the range is what an int64 column holds.
+    if isinstance(note_id, bool) or not isinstance(note_id, int) or not INT_ID_RANGE[0] <= note_id <= INT_ID_RANGE[1]:
+        return INVALID_ID
+    return None
 
 
 def normalize_ws(text: str) -> str:
@@ -30,7 +104,7 @@ def decode(data: bytes, path: Union[str, Path], report: ConversionReport, encodi
         return data.decode(encoding)
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        report.skip("undecodable", path, line, f"byte offset {err.start}")
+        report.skip(UNDECODABLE, path, line, f"byte offset {err.start}")
         return None
 
 

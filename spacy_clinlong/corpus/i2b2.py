@@ -22,7 +22,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .brat import find_files
-from .convert_utils import decode, decode_lines, make_span, normalize_ws, set_spans
+from .convert_utils import UNDECODABLE, decode, decode_lines, make_span, normalize_ws, set_spans, text_problem
 from .report import ConversionReport
 
 CONCEPT_RE = re.compile(r'^c="(?P<text>.*)" (?P<l1>\d+):(?P<t1>\d+) (?P<l2>\d+):(?P<t2>\d+)\|\|t="(?P<type>[^"]+)"'
@@ -67,7 +67,7 @@ def read_concepts(
     concepts = []
     for lineno, line in decode_lines(con_path.read_bytes()):
         if line is None:
-            report.skip("undecodable", con_path, lineno)
+            report.skip(UNDECODABLE, con_path, lineno)
             continue
         if not line.strip():
             continue
@@ -75,7 +75,11 @@ def read_concepts(
         if m is None:
             report.skip("malformed_line", con_path, lineno)
             continue
-        l1, t1, l2, t2 = (int(m.group(g)) for g in ("l1", "t1", "l2", "t2"))
+        try:
+            l1, t1, l2, t2 = (int(m.group(g)) for g in ("l1", "t1", "l2", "t2"))
+        except ValueError:  # more digits than Python's int() takes
+            report.skip("malformed_line", con_path, lineno)
+            continue
         where = f"{l1}:{t1} {l2}:{t2}"
         if not (1 <= l1 <= len(lines) and 1 <= l2 <= len(lines)
                 and t1 < len(lines[l1 - 1]) and t2 < len(lines[l2 - 1])):
@@ -111,6 +115,10 @@ def i2b2_doc(
         return None
     text = decode(txt_path.read_bytes(), txt_path, report)
     if text is None:
+        return None
+    problem = text_problem(text, nlp.max_length)
+    if problem is not None:
+        report.skip(problem[0], txt_path, None, problem[1])
         return None
     doc = nlp.make_doc(text)
     spans = []

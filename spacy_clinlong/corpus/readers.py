@@ -21,6 +21,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import registry
 
+from ..annotate.records import InputError
 from .brat import iter_brat_docs
 from .i2b2 import iter_i2b2_docs
 from .report import ConversionReport
@@ -64,6 +65,8 @@ def convert_corpus(
     lang (str): Language of the blank tokenizer, `spacy.blank(lang)`.
     **options: Format options, as for `iter_docs`.
     RETURNS (ConversionReport): What was converted and skipped.
+    RAISES (InputError): When a file cannot be read at all (a directory given
+        for a file, no permission); bad content is reported, never raised.
     """
     import spacy
 
@@ -73,8 +76,11 @@ def convert_corpus(
     nlp = spacy.blank(lang)
     report = ConversionReport()
     docbin = DocBin(store_user_data=True)
-    for doc in iter_docs(fmt, nlp, input_path, report, **options):
-        docbin.add(doc)
+    try:
+        for doc in iter_docs(fmt, nlp, input_path, report, **options):
+            docbin.add(doc)
+    except OSError as err:
+        raise InputError(f"Cannot read {err.filename or input_path}: {err.strerror or err}") from None
     if report.n_docs:
         output_path = Path(output_path)
         output_path.parent.mkdir(parents=True, exist_ok=True)

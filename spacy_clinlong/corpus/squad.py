@@ -24,7 +24,10 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .brat import find_files
-from .convert_utils import decode
+from .convert_utils import (
+    INVALID_ID, INVALID_JSON, JSON_ERRORS, MISSING_TEXT, UNDECODABLE, decode, has_surrogates, json_error,
+    text_problem,
+)
 from .report import ConversionReport
 
 QA_KEY = "clinlong_qa"
@@ -72,13 +75,20 @@ def parse_qas(qas: Any, context: str, path: Path, where: str, report: Conversion
             continue
         questions = qa.get("question")
         qid = qa.get("id", f"{path.stem}-{loc}")
-        qid = "_".join(str(x) for x in qid) if isinstance(qid, list) else str(qid)
+        try:
+            qid = "_".join(str(x) for x in qid) if isinstance(qid, list) else str(qid)
+        except (RecursionError, ValueError):  # nested too deep for repr, or more digits than str() writes
+            report.skip(INVALID_ID, path, None, loc)
+            continue
         if isinstance(questions, str):
             pairs = [(qid, questions)]
         elif isinstance(questions, list) and questions and all(isinstance(q, str) for q in questions):
             pairs = [(f"{qid}_{k}", q) for k, q in enumerate(questions)]
         else:
             report.skip("missing_question", path, None, loc)
+            continue
+        if any(has_surrogates(pid) or has_surrogates(question) for pid, question in pairs):
+            report.skip(UNDECODABLE, path, None, loc)
             continue
         impossible = bool(qa.get("is_impossible", False))
         answers = [] if impossible else _answers(qa.get("answers"), context, path, loc, report)
@@ -104,8 +114,8 @@ def load_json(path: Path, report: ConversionReport) -> Optional[Any]:
         return None
     try:
         return json.loads(text)
-    except json.JSONDecodeError as err:
-        report.skip("invalid_json", path, err.lineno, f"column {err.colno}")
+    except JSON_ERRORS as err:
+        report.skip(INVALID_JSON, path, *json_error(err))
         return None
 
 
@@ -129,17 +139,27 @@ def squad_docs_from_file(nlp: Language, path: Path, report: ConversionReport) ->
         if not isinstance(paragraphs, list):
             report.skip("missing_paragraphs", path, None, f"data[{i}]")
             continue
+        title = article.get("title", "")
+        # Not str() of a list or dict: a title is a scalar, and a deeply nested one would overflow repr.
+        title = "" if isinstance(title, (list, dict)) else str(title)
+        if has_surrogates(title):
+            report.skip(UNDECODABLE, path, None, f"data[{i}].title")
+            continue
         for j, para in enumerate(paragraphs):
             where = f"data[{i}].paragraphs[{j}]"
             context = para.get("context") if isinstance(para, dict) else None
             if isinstance(context, list) and all(isinstance(c, str) for c in context):
                 context = "\n".join(context)
-            if not isinstance(context, str) or not context:
-                report.skip("missing_text", path, None, where)
+            if not isinstance(context, str):
+                report.skip(MISSING_TEXT, path, None, where)
+                continue
+            problem = text_problem(context, nlp.max_length)
+            if problem is not None:
+                report.skip(problem[0], path, None, f"{where} {problem[1]}")
                 continue
             doc = nlp.make_doc(context)
             doc.user_data[QA_KEY] = parse_qas(para.get("qas"), context, path, where, report)
-            doc.user_data["title"] = str(article.get("title", ""))
+            doc.user_data["title"] = title
             report.count("docs")
             yield doc
 

@@ -22,12 +22,15 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .convert_utils import decode_lines, make_span, set_spans
+from .convert_utils import (
+    INVALID_JSON, JSON_ERRORS, MALFORMED_CSV, MISSING_TEXT, UNDECODABLE, decode_lines, has_surrogates,
+    id_problem, json_error, make_span, set_spans, text_problem,
+)
 from .report import ConversionReport
 
 BINARY_VALUES = {"0", "1", "0.0", "1.0", "true", "false", ""}
@@ -42,11 +45,18 @@ def _spans(raw: Any, path: Path, line: int, report: ConversionReport) -> Optiona
         if isinstance(item, dict):
             item = (item.get("start"), item.get("end"), item.get("label"))
         if (isinstance(item, (list, tuple)) and len(item) == 3 and all(isinstance(x, int) for x in item[:2])
-                and isinstance(item[2], str)):
+                and isinstance(item[2], str) and not has_surrogates(item[2])):
             spans.append(tuple(item))
         else:
             report.skip("malformed_span", path, line)
     return spans
+
+
+def _label(value: Any) -> str:
+    # Not str() of a list or dict: a label is a scalar, and a deeply nested one would overflow repr.
+    if isinstance(value, (dict, list)):
+        raise TypeError("label is not a scalar")
+    return str(value)
 
 
 def _labels(obj: Dict[str, Any], labels_field: Optional[str]) -> Dict[str, float]:
@@ -59,43 +69,60 @@ def _labels(obj: Dict[str, Any], labels_field: Optional[str]) -> Dict[str, float
         return {str(k): float(v) for k, v in value.items()}
     if isinstance(value, str):
         value = [value] if value else []
-    return {str(v): 1.0 for v in value} if isinstance(value, list) else {}
+    return {_label(v): 1.0 for v in value} if isinstance(value, list) else {}
 
 
 def read_jsonl(
-    path: Path, report: ConversionReport, *, text_field: str = "text", labels_field: Optional[str] = None
+    path: Path, report: ConversionReport, *, text_field: str = "text", labels_field: Optional[str] = None,
+    max_length: int = 1_000_000,
 ) -> List[Record]:
     """Parse a JSONL file into records; bad lines are reported and skipped.
+
+    Bad records get annotate's reasons (`annotate.records.REASONS`), in its
+    order: invalid_json, undecodable or invalid_id (the id), missing_text,
+    then undecodable, empty or too_long (the text).
 
     path (Path): The file.
     report (ConversionReport): Where problems are recorded.
     text_field (str): The key holding the text.
     labels_field (Optional[str]): The key holding the labels (default: cats, labels or label).
+    max_length (int): The longest text kept (`nlp.max_length`).
     RETURNS (List[Record]): One record per good line.
     """
     records = []
     for lineno, line in decode_lines(path.read_bytes()):
         if line is None:
-            report.skip("undecodable", path, lineno)
+            report.skip(UNDECODABLE, path, lineno)
             continue
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            report.skip("invalid_json", path, lineno, f"column {err.colno}")
+        except JSON_ERRORS as err:
+            report.skip(INVALID_JSON, path, lineno, json_error(err)[1])
             continue
         if not isinstance(obj, dict):
-            report.skip("invalid_record", path, lineno)
+            report.skip(INVALID_JSON, path, lineno, "not an object")
+            continue
+        reason = id_problem(obj.get("id"))
+        if reason is not None:
+            report.skip(reason, path, lineno, "field 'id'")
             continue
         text = obj.get(text_field)
-        if not isinstance(text, str) or not text:
-            report.skip("missing_text", path, lineno, f"field {text_field!r}")
+        if not isinstance(text, str):
+            report.skip(MISSING_TEXT, path, lineno, f"field {text_field!r}")
+            continue
+        problem = text_problem(text, max_length)
+        if problem is not None:
+            report.skip(problem[0], path, lineno, problem[1])
             continue
         try:
             cats = _labels(obj, labels_field)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             report.skip("malformed_labels", path, lineno)
+            continue
+        if any(has_surrogates(label) for label in cats):
+            report.skip(UNDECODABLE, path, lineno, "labels")
             continue
         raw_spans = obj.get("entities", obj.get("spans"))
         records.append({"file": path, "line": lineno, "text": text, "cats": cats,
@@ -103,11 +130,54 @@ def read_jsonl(
     return records
 
 
+def _csv_rows(
+    lines: List[str], first: int, path: Path, report: ConversionReport
+) -> List[Tuple[int, List[str]]]:
+    """Parse CSV lines into rows; a row csv cannot parse is reported and the rest still read.
+
+    Strict, because the lenient parser reads a quote left open as a cell that
+    runs on to the next quote or the end of the file, silently swallowing the
+    rows in between. A bad row is reported with the lines it took, and parsing
+    goes on after them: its lines are not parsed again, where a fragment of a
+    multi-line note could pass for a row.
+
+    lines (List[str]): The file's lines, line ends kept.
+    first (int): The 1-based line of the first row.
+    path (Path): The file, for the report.
+    report (ConversionReport): Where malformed rows are recorded.
+    RETURNS (List[Tuple[int, List[str]]]): The 1-based first line and cells of each row.
+    """
+    rows: List[Tuple[int, List[str]]] = []
+    # A last empty line (a blank row to csv): an error after reading it is at the end of the
+    # file, a quote never closed.
+    reader = csv.reader(lines[first - 1:] + [""], strict=True)
+    start = first
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as err:
+            end = first - 1 + reader.line_num
+            where = "quote not closed" if end > len(lines) else str(err)
+            end = min(end, len(lines))
+            if end > start:
+                where += f"; lines {start}-{end} lost"
+            report.skip(MALFORMED_CSV, path, start, where)
+        else:
+            rows.append((start, row))
+        start = first + reader.line_num
+
+
 def read_csv(
     path: Path, report: ConversionReport, *, text_field: str = "text", labels_field: Optional[str] = None,
-    id_field: str = "id",
+    id_field: str = "id", max_length: int = 1_000_000,
 ) -> List[Record]:
     """Parse a CSV file into records; bad rows are reported and skipped.
+
+    Bad rows get annotate's reasons (`annotate.records.REASONS`):
+    malformed_csv (unparsable, or not as many cells as the header),
+    undecodable, empty or too_long.
 
     path (Path): The file.
     report (ConversionReport): Where problems are recorded.
@@ -115,47 +185,50 @@ def read_csv(
     labels_field (Optional[str]): The label column (multi-label split on | or ;);
         default "label"/"labels" if present, else the 0/1 columns.
     id_field (str): The id column, if present.
+    max_length (int): The longest text kept (`nlp.max_length`).
     RETURNS (List[Record]): One record per good row.
     """
     # surrogateescape: a bad byte spoils only its row, found by its surrogate.
     text = path.read_bytes().decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     # Whole notes can exceed csv's default 128 KiB field limit.
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    lines = io.StringIO(text, newline="").readlines()
+    header_reader = csv.reader(lines)
+    try:
+        header = next(header_reader, None)
+    except csv.Error:
+        header = None
     if header is None or text_field not in header:
         report.skip("missing_text_field", path, 1, f"no column {text_field!r}")
         return []
-    rows, start = [], reader.line_num + 1
-    try:
-        for row in reader:
-            rows.append((start, row))
-            start = reader.line_num + 1
-    except csv.Error:
-        # e.g. a NUL byte: the rows before it still convert.
-        report.skip("malformed_csv", path, start, "rest of file not read")
+    rows = _csv_rows(lines, header_reader.line_num + 1, path, report)
     if labels_field is None:
         labels_field = next((c for c in ("labels", "label") if c in header), None)
     if labels_field is not None and labels_field not in header:
         report.skip("missing_labels_field", path, 1, f"no column {labels_field!r}")
         return []
+    ti, li = header.index(text_field), header.index(labels_field) if labels_field else None
+    ii = header.index(id_field) if id_field in header else None
     label_cols = [] if labels_field else [
         i for i, col in enumerate(header) if col not in (text_field, id_field)
         and all(len(r) <= i or r[i].strip().lower() in BINARY_VALUES for _, r in rows)]
-    ti, li = header.index(text_field), header.index(labels_field) if labels_field else None
-    ii = header.index(id_field) if id_field in header else None
+    for i in [i for i in label_cols if has_surrogates(header[i])]:
+        # A label no Doc can hold; the column is dropped, not the file.
+        report.skip(UNDECODABLE, path, 1, f"column {i + 1}")
+        label_cols.remove(i)
     records = []
     for lineno, row in rows:
         if not row:
             continue
-        if any("\udc80" <= ch <= "\udcff" for cell in row for ch in cell):
-            report.skip("undecodable", path, lineno)
+        if any(has_surrogates(cell) for cell in row):
+            report.skip(UNDECODABLE, path, lineno)
             continue
         if len(row) != len(header):
-            report.skip("wrong_column_count", path, lineno, f"{len(row)} columns, header has {len(header)}")
+            report.skip(MALFORMED_CSV, path, lineno, f"{len(row)} columns, header has {len(header)}")
             continue
-        if not row[ti].strip():
-            report.skip("missing_text", path, lineno, f"column {text_field!r}")
+        problem = text_problem(row[ti], max_length)
+        if problem is not None:
+            report.skip(problem[0], path, lineno, problem[1])
             continue
         if li is not None:
             cats = {lab.strip(): 1.0 for lab in re.split(r"[|;]", row[li]) if lab.strip()}
@@ -213,9 +286,11 @@ def iter_tabular_docs(
     """
     path = Path(path)
     if fmt == "jsonl":
-        records = read_jsonl(path, report, text_field=text_field, labels_field=labels_field)
+        records = read_jsonl(path, report, text_field=text_field, labels_field=labels_field,
+                             max_length=nlp.max_length)
     elif fmt == "csv":
-        records = read_csv(path, report, text_field=text_field, labels_field=labels_field, id_field=id_field)
+        records = read_csv(path, report, text_field=text_field, labels_field=labels_field, id_field=id_field,
+                           max_length=nlp.max_length)
     else:
         raise ValueError(f"fmt must be 'jsonl' or 'csv', got {fmt!r}")
     yield from records_to_docs(nlp, records, report, labels=labels, span_key=span_key)
