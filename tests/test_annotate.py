@@ -274,7 +274,13 @@ def test_resume_after_every_kind_of_interruption_gives_the_same_output(annotate_
 
 def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_output(annotate_pipeline, short_notes,
                                                                              tmp_path):
-    source = write_jsonl(tmp_path / "notes.jsonl", short_notes(600), BAD_LINES)
+    # Bad and hostile records at random places among the good ones.
+    hostile = [line for _, line in BAD_LINES] + [
+        "[" * 100_000, '{"id": "sur\\ud83d", "text": "x"}', '{"id": ' + str(2**70) + ', "text": "x"}',
+        '{"id": true, "text": "x"}', '{"id": "csv", "text": "x\\udc80"}', "\x00" * 50]
+    places = random.Random(3)
+    bad = sorted(((places.randrange(600), line) for line in hostile * 2), key=lambda item: item[0])
+    source = write_jsonl(tmp_path / "notes.jsonl", short_notes(600), bad)
     spec = dict(model=str(annotate_pipeline), input=str(source), shard_size=20, max_chars=2000)
     run(dict(spec, output=str(tmp_path / "whole.jsonl")))
 
@@ -305,6 +311,8 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_output(ann
     assert (tmp_path / "killed.errors.jsonl").read_bytes() == (tmp_path / "whole.errors.jsonl").read_bytes()
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 600
+    errors = (tmp_path / "killed.errors.jsonl").read_text().splitlines()
+    assert len(errors) == len(bad)  # every bad record reported once, by its own reason
     assert SECRET not in stdout.decode() + stderr.decode()
 
 
