@@ -348,3 +348,26 @@ def test_any_txt_bytes_give_records_or_reasons(tmp_path, files):
     for name, data in files.items():
         (folder / f"{name}.txt").write_bytes(data)
     assert _plan_and_read(NoteInput(folder)) == len(files)
+
+
+@FUZZ
+@given(data=st.binary(max_size=200))
+def test_any_parquet_bytes_are_read_or_refused_in_one_line(tmp_path, data):
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "fuzz.parquet"
+    path.write_bytes(b"PAR1" + data + b"PAR1")
+    with pytest.raises(InputError, match="not a readable Parquet file"):
+        NoteInput(path)
+
+
+def test_parquet_values_of_any_type_are_records_or_reasons(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "notes.parquet"
+    pq.write_table(pa.table({"id": pa.array([1, 2**63 - 1, 3, 4], pa.uint64()),
+                             "text": ["Good note.", "Big id, still 64 bits.", None, " "]}), path)
+    shards = list(shard_plan(NoteInput(path), shard_size=10, max_chars=100))
+    assert [(e["index"], e["reason"]) for e in shards[0]["bad"]] == [(2, "missing_text"), (3, "empty")]
+    pq.write_table(pa.table({"id": pa.array([2**64 - 1], pa.uint64()), "text": ["x"]}), path)
+    assert list(shard_plan(NoteInput(path), shard_size=10, max_chars=100))[0]["bad"][0]["reason"] == "invalid_id"

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .job import PLAN_FILE, WORKERS_LOCK, Job, JobSpec
 from .records import NoteInput
-from .shard import annotate_shard, load_pipeline
+from .shard import annotate_shard, can_time_out, load_pipeline
 
 ENGINES = ("local", "ray")
 BAR_FORMAT = "{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} notes [{elapsed}<{remaining}, {rate_fmt}]"
@@ -187,6 +187,12 @@ class ShardWorker:
 
     def annotate(self, shard: Dict[str, Any], on_notes: Optional[Callable[[int], None]] = None) -> Dict[str, Any]:
         """RETURNS (Dict[str, Any]): The manifest entry of the shard, annotated and written."""
+        if self.note_timeout and not can_time_out():
+            import warnings
+
+            warnings.warn("--note-timeout is not applied here: this worker does not run the pipeline in its "
+                          "main thread, where the time limit's alarm is delivered.", RuntimeWarning, stacklevel=2)
+            self.note_timeout = None
         spec = self.spec
         return annotate_shard(self.nlp, self.source, shard, work_dir=self.work_dir, fmt=spec.fmt,
                               batch_size=spec.batch_size, max_chars=spec.max_chars,

@@ -316,7 +316,10 @@ class NoteInput:
             import pyarrow.parquet as pq
         except ImportError as err:  # pragma: no cover - depends on the environment
             raise InputError("Reading Parquet needs pyarrow: pip install 'spacy-clinlong[parquet]'.") from err
-        handle = pq.ParquetFile(self.path)
+        try:
+            handle = pq.ParquetFile(self.path)
+        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+            raise InputError(f"Input {str(self.path)!r} is not a readable Parquet file ({type(err).__name__}).") from None
         names = handle.schema_arrow.names
         for field in (self.id_field, self.text_field):
             if field not in names:
