@@ -165,3 +165,129 @@ def test_transformer_entities_get_context_and_the_pipeline_round_trips(tiny_mode
     assert result.returncode == 0, result.stderr[-2000:]
     assert "('diabetes', True)" in result.stdout
     assert "DEBUG" not in result.stderr
+
+
+# clinlong_context: medspaCy's ConText, graph built group by group, so its work grows with the note.
+PROBLEMS = ("chest pain", "cough", "diabetes", "hypertension", "pneumonia", "fever", "effusion", "nausea",
+            "history")
+SENTENCES = (
+    "Denies chest pain.", "No evidence of pneumonia or effusion.", "Reports cough for two days.",
+    "History of hypertension.", "Mother with diabetes.", "If fever develops, return to clinic.",
+    "Possible pneumonia, but no fever.", "No chest pain, cough, or nausea.",
+    "Patient denies fever but reports cough.", "Family history of diabetes and hypertension.",
+    "Rule out pneumonia.", "No increase in cough.", "Hypertension.\n", "FAMILY HISTORY: Mother with diabetes.\n",
+    "Chest pain resolved.", "No history of nausea.", "Cough\n\n", "Brother with fever",
+    "Past history of effusion; no pneumonia.",
+)
+CONTEXT_CONFIGS = {"default": {}, "window": {"max_scope": 3}, "prune": {"prune_on_target_overlap": True},
+                   "targets": {"max_targets": 1}}
+
+
+def context_pipeline(factory, config):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns(
+        [{"label": "PROBLEM", "pattern": [{"LOWER": w} for w in p.split()]} for p in PROBLEMS])
+    add_medspacy(nlp, sectionizer=False, context=False, doc_consumer=False)
+    nlp.add_pipe(factory, config=config)
+    return nlp
+
+
+def context_view(doc):
+    """Everything ConText sets: its graph (modifiers, scopes, edges in order) and each entity's flags."""
+    graph = doc._.context_graph
+    modifier = lambda m: (m.category, m.modifier_span, m.scope_span)  # noqa: E731
+    return {
+        "modifiers": [modifier(m) for m in graph.modifiers],
+        "edges": [((t.start, t.end), modifier(m)) for t, m in graph.edges],
+        "ents": [(e.start, e.end, e._.is_negated, e._.is_historical, e._.is_family, e._.is_hypothetical,
+                  e._.is_uncertain, [modifier(m) for m in e._.modifiers]) for e in doc.ents],
+    }
+
+
+def random_note(seed, n=60):
+    import random
+
+    rng = random.Random(seed)
+    return "".join(rng.choice(SENTENCES) + rng.choice((" ", " ", "\n")) for _ in range(n))
+
+
+@pytest.fixture(scope="module", params=sorted(CONTEXT_CONFIGS))
+def context_pair(request):
+    config = CONTEXT_CONFIGS[request.param]
+    return context_pipeline("medspacy_context", config), context_pipeline("clinlong_context", config)
+
+
+@pytest.mark.parametrize("text", [NOTE, random_note(0), random_note(1), random_note(2)],
+                         ids=["note", "r0", "r1", "r2"])
+def test_clinlong_context_sets_what_medspacy_context_sets(context_pair, text):
+    stock, ours = context_pair
+    expected, got = context_view(stock(text)), context_view(ours(text))
+    assert got == expected
+    assert any(e[2] for e in got["ents"]) and any(e[4] for e in got["ents"])  # negated and family entities
+
+
+def test_add_medspacy_uses_clinlong_context_and_it_round_trips(tmp_path):
+    from medspacy.context import ConTextRule
+
+    rules = tmp_path / "rules.json"
+    ConTextRule.to_json([ConTextRule("without", "NEGATED_EXISTENCE", direction="FORWARD")], str(rules))
+    nlp = add_medspacy(ruler_pipeline(), context_rules=rules, doc_consumer=False)
+    assert nlp.get_pipe_meta("medspacy_context").factory == "clinlong_context"
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    for pipeline in (nlp, loaded):
+        ents = ents_by_text(pipeline("Without chest pain. Denies cough."))
+        # Only the rule file's rule: "denies" is not in it.
+        assert ents["chest pain"]._.is_negated is True and ents["cough"]._.is_negated is False
+
+
+def count_graph_pairs(monkeypatch):
+    """Record, for each ConTextGraph run, the modifier pairs and target/modifier pairs it compares."""
+    from medspacy.context import ConTextGraph
+
+    pairs = []
+    update_scopes, apply_modifiers = ConTextGraph.update_scopes, ConTextGraph.apply_modifiers
+
+    def counted_update(graph):
+        pairs.append(len(graph.modifiers) * (len(graph.modifiers) - 1) // 2)
+        update_scopes(graph)
+
+    def counted_apply(graph):
+        pairs.append(len(graph.targets) * len(graph.modifiers))
+        apply_modifiers(graph)
+
+    monkeypatch.setattr(ConTextGraph, "update_scopes", counted_update)
+    monkeypatch.setattr(ConTextGraph, "apply_modifiers", counted_apply)
+    return pairs
+
+
+def test_clinlong_context_work_grows_linearly_with_the_note(monkeypatch):
+    pairs = count_graph_pairs(monkeypatch)
+    block = random_note(3, n=20) + "\n"
+    work = {}
+    for factory in ("medspacy_context", "clinlong_context"):
+        nlp = context_pipeline(factory, {})
+        for copies in (2, 16):
+            pairs.clear()
+            nlp(block * copies)
+            work[factory, copies] = (sum(pairs), max(pairs))
+    assert work["clinlong_context", 16][0] == 8 * work["clinlong_context", 2][0]  # 8x the note, 8x the pairs
+    assert work["clinlong_context", 16][1] == work["clinlong_context", 2][1]  # no graph grows with the note
+    assert work["medspacy_context", 16][0] > 50 * work["medspacy_context", 2][0]  # medspaCy's: ~64x
+
+
+def test_quiet_pyrush_sets_pyrush_sentences_in_one_write():
+    from PyRuSH import PyRuSHSentencizer
+
+    from spacy_clinlong.clinical.medspacy_pipes import QuietPyRuSH, set_sentence_starts
+
+    nlp = spacy.blank("en")
+    ours, stock = QuietPyRuSH(nlp, "ours"), PyRuSHSentencizer(nlp, name="stock")
+    for text in (NOTE, random_note(4), "", "Cough", "  \n\nNo fever"):
+        expected = [t.is_sent_start for t in stock(nlp.make_doc(text))]
+        assert [t.is_sent_start for t in ours(nlp.make_doc(text))] == expected
+        assert [[t.is_sent_start for t in d] for d in ours.pipe([nlp.make_doc(text)])] == [expected]
+    parsed = nlp.make_doc("No fever.")
+    parsed[0].dep_ = "neg"
+    with pytest.raises(ValueError, match="E043"):
+        set_sentence_starts(parsed, [True, False, False])

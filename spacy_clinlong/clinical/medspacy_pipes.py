@@ -6,10 +6,11 @@ components to the pipeline as it is instead: its tokenizer stays. PyRuSH, the
 sentence splitter, logs every sentence start at DEBUG through loguru, token
 text included; the `clinlong_pyrush` factory is PyRuSH with that logger
 turned off, and `spacy.load` finds it (and medspaCy's own factories) through
-spacy-clinlong's entry points.
+spacy-clinlong's entry points. ConText is `clinlong_context`, medspaCy's ConText
+in time linear in the note (context_scopes.py), under the name `medspacy_context`.
 """
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -41,7 +42,12 @@ def make_clinlong_pyrush(nlp: Language, name: str, rules_path: str, merge_gaps: 
 class QuietPyRuSH:
     """PyRuSH with its logger off. Its state is its config (the rules path), so there is
     nothing to serialize: PyRuSH's own component inherits spaCy's Sentencizer.to_disk
-    without the attributes it writes, and fails in `nlp.to_disk`."""
+    without the attributes it writes, and fails in `nlp.to_disk`.
+
+    PyRuSH's boundaries are written in one array: its own `cset_annotations` sets
+    `token.sent_start` token by token, and each set checks the whole doc for a parse
+    (`Doc.has_annotation("DEP")`), which made the splitter quadratic in the note.
+    """
 
     def __init__(self, nlp: Language, name: str, *, rules_path: str = "", merge_gaps: bool = False) -> None:
         from PyRuSH import PyRuSHSentencizer
@@ -51,10 +57,32 @@ class QuietPyRuSH:
         self.rush = PyRuSHSentencizer(nlp, name=name, rules_path=rules_path, merge_gaps=merge_gaps)
 
     def __call__(self, doc: Doc) -> Doc:
-        return self.rush(doc)
+        set_sentence_starts(doc, self.rush.predict([doc])[0])
+        return doc
 
     def pipe(self, docs, batch_size: int = 128):
-        return self.rush.pipe(docs, batch_size=batch_size)
+        for doc in docs:
+            yield self(doc)
+
+
+def set_sentence_starts(doc: Doc, starts: Sequence[bool]) -> None:
+    """Set every token's sent_start (True or False) at once, as token-by-token sets would.
+
+    doc (Doc): A doc without a parse (spaCy refuses sentence starts on a parsed doc).
+    starts (Sequence[bool]): Whether each token starts a sentence.
+    """
+    import numpy
+    from spacy.attrs import SENT_START
+    from spacy.errors import Errors
+
+    if len(starts) != len(doc):
+        raise ValueError(f"{len(starts)} sentence starts for a doc of {len(doc)} tokens")
+    if not len(doc):
+        return
+    if doc.has_annotation("DEP"):
+        raise ValueError(Errors.E043)
+    values = numpy.where(numpy.asarray(starts, dtype=bool), 1, -1).astype("int64").astype("uint64")
+    doc.from_array([SENT_START], values)
 
 
 @Language.factory("clinlong_target_ents", default_config={"span_group": "medspacy_spans"},
@@ -91,6 +119,52 @@ class TargetEnts:
         return doc
 
 
+CONTEXT_DEFAULTS = {
+    "rules": "default", "language_code": "en", "phrase_matcher_attr": "LOWER", "allowed_types": None,
+    "excluded_types": None, "terminating_types": None, "max_scope": None, "max_targets": None,
+    "prune_on_modifier_overlap": True, "prune_on_target_overlap": False, "span_attrs": "default",
+    "input_span_type": "ents", "span_group_name": "medspacy_spans",
+}
+
+
+@Language.factory("clinlong_context", default_config=CONTEXT_DEFAULTS,
+                  assigns=["span._.modifiers", "doc._.context_graph"])
+def make_clinlong_context(
+    nlp: Language,
+    name: str,
+    rules: Optional[str],
+    language_code: str,
+    phrase_matcher_attr: str,
+    allowed_types: Optional[List[str]],
+    excluded_types: Optional[List[str]],
+    terminating_types: Optional[Dict[str, List[str]]],
+    max_scope: Optional[int],
+    max_targets: Optional[int],
+    prune_on_modifier_overlap: bool,
+    prune_on_target_overlap: bool,
+    span_attrs: Union[str, Dict[str, Dict[str, Any]], None],
+    input_span_type: str,
+    span_group_name: str,
+):
+    """medspaCy's ConText (`medspacy_context`, same arguments and results), in time linear in the note.
+
+    medspaCy's own compares every modifier with every modifier and every target in the
+    doc; this one only those whose scopes can meet (see context_scopes.py).
+    rules (Optional[str]): "default" (medspaCy's), a JSON rule file, or None.
+    RETURNS (ScopedConText): The component; other arguments as medspaCy's ConText.
+    """
+    from .context_scopes import ScopedConText
+
+    return ScopedConText(
+        nlp, name, rules=rules, language_code=language_code, phrase_matcher_attr=phrase_matcher_attr,
+        allowed_types=set(allowed_types) if allowed_types is not None else None,
+        excluded_types=set(excluded_types) if excluded_types is not None else None,
+        terminating_types=terminating_types, max_scope=max_scope, max_targets=max_targets,
+        prune_on_modifier_overlap=prune_on_modifier_overlap, prune_on_target_overlap=prune_on_target_overlap,
+        span_attrs=span_attrs, input_span_type=input_span_type, span_group_name=span_group_name,
+    )
+
+
 def has_sentences(nlp: Language) -> bool:
     """RETURNS (bool): Whether a component of the pipeline sets sentence boundaries."""
     return any(nlp.get_pipe_meta(name).factory in SENTENCE_SETTERS or name in SENTENCE_SETTERS
@@ -114,7 +188,8 @@ def add_medspacy(
     sentences (str): "pyrush" adds `clinlong_pyrush` (PyRuSH, quiet) unless a component
         already sets sentences; "own" requires that one does (parser, senter, sentencizer).
     sectionizer (bool): Add `medspacy_sectionizer` with its default rules (or `section_rules`).
-    context (bool): Add `medspacy_context` with its default rules (or `context_rules`).
+    context (bool): Add ConText (`clinlong_context`, named `medspacy_context`) with its default
+        rules (or `context_rules`).
     target_rules (Optional[Union[Sequence[TargetRule], str, Path]]): Rules (or a JSON rule
         file) for `medspacy_target_matcher`; `clinlong_target_ents` adds its matches to
         the model's entities where they overlap none; None adds no matcher.
@@ -146,7 +221,7 @@ def add_medspacy(
     if sectionizer:
         nlp.add_pipe("medspacy_sectionizer", config=_rules(section_rules))
     if context:
-        nlp.add_pipe("medspacy_context", config=_rules(context_rules))
+        nlp.add_pipe("clinlong_context", name="medspacy_context", config=_rules(context_rules))
     if doc_consumer:
         nlp.add_pipe("medspacy_doc_consumer", config={"dtypes": _consumer_dtypes(sectionizer, context)})
     return nlp
