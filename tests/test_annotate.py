@@ -1,7 +1,9 @@
 """The annotate command: the JSON view and DocBin output, bad records reported and good ones kept,
 resuming after kill -9 at random moments, and the Ray engine giving the local engine's output."""
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -322,7 +324,10 @@ def test_ray_engine_gives_the_local_engine_output_on_2000_notes(annotate_pipelin
     spec = dict(model=str(annotate_pipeline), input=str(source), shard_size=250, max_chars=2000)
     # One torch thread per pipeline in both: another thread count can change a score's last bit.
     local, _ = run(dict(spec, output=str(tmp_path / "local")), threads=1)
+    sigterm = signal.getsignal(signal.SIGTERM)
     distributed, lines = run(dict(spec, output=str(tmp_path / "ray")), engine="ray", workers=2, threads=1)
+    # Ray's own SIGTERM handler (exit 15) does not replace the caller's; no usage reports.
+    assert signal.getsignal(signal.SIGTERM) == sigterm and os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
     assert local["notes"] == distributed["notes"] == 2000 and distributed["errors"] == 5
     assert shard_bytes(tmp_path / "ray") == shard_bytes(tmp_path / "local")
     assert (tmp_path / "ray" / "errors.jsonl").read_bytes() == (tmp_path / "local" / "errors.jsonl").read_bytes()

@@ -180,6 +180,46 @@ def test_ctrl_c_stops_the_job_with_one_line_and_exit_130(rule_pipeline, tmp_path
     assert _gone(workers)
 
 
+@pytest.mark.slow
+def test_a_worker_killed_by_the_system_is_one_line_and_a_rerun_finishes(rule_pipeline, tmp_path):
+    pytest.importorskip("psutil")
+    process, command, out = _start_pool_job(rule_pipeline, tmp_path)
+    workers = [p for p in _descendants(process.pid) if "python" in p.name().lower()]
+    workers[-1].kill()  # as the kernel's out-of-memory killer would
+    _, stderr = process.communicate(timeout=120)
+    text = stderr.decode()
+    assert process.returncode == 1 and "A worker process died" in text and "Traceback" not in text, text[-2000:]
+    assert _gone(workers)
+    finished = subprocess.run(command, capture_output=True, timeout=900)
+    assert finished.returncode == 0, finished.stderr.decode()[-2000:]
+    ids = ids_of(out)
+    assert len(ids) == len(set(ids)) == 40_000
+
+
+def test_the_time_limit_leaves_other_alarms_and_handlers_alone():
+    from spacy_clinlong.annotate.shard import NoteTimeout, time_limit
+
+    def outer(signum, frame):
+        raise AssertionError("the caller's alarm")
+
+    previous = signal.signal(signal.SIGALRM, outer)
+    try:
+        with pytest.raises(NoteTimeout):
+            with time_limit(0.05):
+                time.sleep(5)
+        assert signal.getsignal(signal.SIGALRM) is outer and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+        with time_limit(5):
+            pass  # finished in time: no alarm left behind
+        assert signal.getsignal(signal.SIGALRM) is outer and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+        signal.setitimer(signal.ITIMER_REAL, 30)  # someone else's alarm is pending: not replaced
+        with time_limit(0.05):
+            time.sleep(0.2)
+        assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 30
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @Language.component("test_sleep_on_marker")
 def _sleep_on_marker(doc):
     if "SLOW" in doc.text:
@@ -264,20 +304,6 @@ def test_a_finished_job_is_reported_without_loading_the_pipeline(rule_pipeline, 
     monkeypatch.setattr(spacy, "load", refuse)
     again, lines = run(spec)
     assert again == first and lines == [f"Already complete: {tmp_path / 'out'}"]
-
-
-def test_the_ray_engine_starts_without_usage_reports(rule_pipeline, tmp_path, monkeypatch):
-    pytest.importorskip("ray")
-    from spacy_clinlong.annotate.engines import run_ray
-
-    monkeypatch.delenv("RAY_USAGE_STATS_ENABLED", raising=False)
-    source = write_lines(tmp_path / "notes.jsonl", [json.dumps(n) for n in good_notes(3)])
-    spec = JobSpec(model=str(rule_pipeline), input=str(source), output=str(tmp_path / "out"))
-    run(dict(model=str(rule_pipeline), input=str(source), output=str(tmp_path / "out")))
-    with Job(spec) as job:
-        job.prepare()
-        run_ray(job, workers=1, gpu_id=-1, threads=1, bar=None)  # nothing pending: Ray is not started
-    assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
 
 
 def test_torch_that_loads_weights_only_by_default_is_required():
@@ -371,3 +397,31 @@ def test_parquet_values_of_any_type_are_records_or_reasons(tmp_path):
     assert [(e["index"], e["reason"]) for e in shards[0]["bad"]] == [(2, "missing_text"), (3, "empty")]
     pq.write_table(pa.table({"id": pa.array([2**64 - 1], pa.uint64()), "text": ["x"]}), path)
     assert list(shard_plan(NoteInput(path), shard_size=10, max_chars=100))[0]["bad"][0]["reason"] == "invalid_id"
+
+
+@pytest.mark.parametrize("reader", ["annotate", "convert"])
+def test_after_a_bad_csv_row_no_fragment_of_a_note_becomes_a_row(tmp_path, reader):
+    table = tmp_path / "notes.csv"
+    # Row 3's quoted note runs on to line 4, but strict parsing refuses the row at its
+    # stray quote; line 4 ("9,...") must not be read as note 9.
+    table.write_text('id,text\n1,Good note.\n3,"Three" oops "more\n9,rest of note three ' + SECRET + '"\n'
+                     '9,Real note nine.\n10,"Ten, with a comma"\n11,cut, at a comma\n')
+    if reader == "annotate":
+        source = NoteInput(table)
+        shards = list(shard_plan(source, shard_size=10, max_chars=1000))
+        assert [(e["reason"], e["source"]) for e in shards[0]["bad"]] == [
+            ("malformed_csv", "notes.csv:3-4"), ("malformed_csv", "notes.csv:7")]
+        good = read_shard(source, shards[0], max_chars=1000)[0]
+        assert [(n[0], n[1]) for n in good] == [("1", "Good note."), ("9", "Real note nine."),
+                                                ("10", "Ten, with a comma")]
+    else:
+        from spacy_clinlong.corpus.report import ConversionReport
+        from spacy_clinlong.corpus.tabular import read_csv
+
+        report = ConversionReport()
+        records = read_csv(table, report)
+        assert [(r["id"], r["text"]) for r in records] == [("1", "Good note."), ("9", "Real note nine."),
+                                                            ("10", "Ten, with a comma")]
+        assert [(p.reason, p.line) for p in report.problems] == [("malformed_csv", 3), ("malformed_csv", 7)]
+        assert "lines 3-4 lost" in str(report.problems[0])
+        assert SECRET not in json.dumps([str(problem) for problem in report.problems])

@@ -129,7 +129,7 @@ def test_bad_txt_and_csv_records(tmp_path):
     shards = list(shard_plan(source, shard_size=10, max_chars=1000))
     assert [(e["id"], e["reason"], e["source"]) for e in shards[0]["bad"]] == [
         ("", "missing_id", "notes.csv:3"), ("x3", "undecodable", "notes.csv:4"),
-        ("x1", "duplicate_id", "notes.csv:5"), ("x5", "missing_text", "notes.csv:6")]
+        ("x1", "duplicate_id", "notes.csv:5"), ("x5", "malformed_csv", "notes.csv:6")]
     good = read_shard(source, shards[0], max_chars=1000)[0]
     assert [(n[0], n[1]) for n in good] == [("x1", "Good note."), ("x6", "Multi\nline, good")]
     assert SECRET not in json.dumps(shards)

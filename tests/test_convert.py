@@ -422,3 +422,20 @@ def test_cli_exit_codes(tmp_path):
     result = runner.invoke(app, ["convert", str(tmp_path), str(tmp_path / "o.spacy"), "-f", "jsonl"])
     assert result.exit_code == 1 and result.output.startswith("convert: Cannot read")
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_an_odd_file_in_a_corpus_is_reported_and_the_rest_converts(tmp_path):
+    import os
+
+    from spacy_clinlong.corpus.readers import convert_corpus
+
+    corpus = tmp_path / "brat"
+    corpus.mkdir()
+    for stem in ("a", "b", "c"):
+        (corpus / f"{stem}.txt").write_text("Chest pain.\n")
+    (corpus / "a.ann").mkdir()  # a folder where the .ann should be
+    os.mkfifo(corpus / "b.ann")  # reading it would block forever
+    (corpus / "c.ann").write_text("T1\tPROBLEM 0 10\tChest pain\n")
+    report = convert_corpus("brat", corpus, tmp_path / "out.spacy")
+    assert report.n_docs == 1
+    assert sorted((p.file, p.reason) for p in report.problems) == [("a.ann", "not_a_file"), ("b.ann", "not_a_file")]

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from .job import PLAN_FILE, WORKERS_LOCK, Job, JobSpec
+from .job import PLAN_FILE, WORKERS_LOCK, Job, JobError, JobSpec
 from .records import NoteInput
 from .shard import annotate_shard, can_time_out, load_pipeline
 
@@ -54,18 +54,19 @@ def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, ba
         return
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     check_questions(spec)
     args = (_fields(spec), str(job.dir), gpu_id, threads or default_threads(workers), note_timeout, os.getpid())
     shards = iter(job.pending())
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_worker, initargs=args)
+    running = set()
     try:
-        running = set()
         while True:
             # Two shards per worker in flight: none waits, and a kill loses little.
             for shard in shards:
-                running.add(pool.submit(_work, json.dumps(shard)))
+                running.add(_submit(pool, json.dumps(shard)))
                 if len(running) >= 2 * workers:
                     break
             if not running:
@@ -73,10 +74,25 @@ def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, ba
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 _record(job, bar, future.result())
+    except BrokenProcessPool:
+        _stop_workers(pool)
+        raise JobError("A worker process died (killed, or out of memory) while annotating; the finished shards "
+                       "are kept. Run the same command to resume, with fewer --workers or a smaller --batch-size "
+                       "if memory ran out.") from None
     except BaseException:
         _stop_workers(pool)
         raise
     pool.shutdown()
+
+
+def _submit(pool, shard: str):
+    """Submit a shard; a worker process started for it (on submit) ignores Ctrl-C from its
+    first instruction (SIG_IGN is inherited), so Ctrl-C during start-up prints no traceback."""
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return pool.submit(_work, shard)
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 def _stop_workers(pool) -> None:
@@ -225,8 +241,12 @@ def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[
         return
     started = not ray.is_initialized()
     if started:
+        # ray.init installs a SIGTERM handler that exits with 15: ours says how to resume (143).
+        sigterm = signal.getsignal(signal.SIGTERM)
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True,
                  configure_logging=True)
+        if threading.current_thread() is threading.main_thread() and sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
     try:
         check_questions(spec)
         gpu = gpu_id >= 0

@@ -33,7 +33,7 @@ REASONS = {
     "too_long": "the text is longer than --max-chars",
     "missing_text": "the record has no text field, or it is not a string",
     "invalid_json": "the line is not a JSON object",
-    "malformed_csv": "the CSV row cannot be parsed (source names every line it spans)",
+    "malformed_csv": "the CSV row cannot be parsed, or has not as many cells as the header (source names its lines)",
     "not_a_file": "a .txt path that is not a readable regular file (dangling or looping link, FIFO, folder)",
     "outside_input": "a .txt symlink that leads outside the input folder (see --follow-symlinks)",
     "pipeline_error": "the pipeline raised an exception on this note (its type is given)",
@@ -80,6 +80,28 @@ def has_surrogates(text: str) -> bool:
     """RETURNS (bool): Whether the text holds a lone surrogate: undecodable bytes let through
         (surrogateescape), or an escaped one from JSON. Neither can be written as UTF-8."""
     return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def csv_row_start(line: str, columns: int) -> bool:
+    """Whether a line, met while skipping a malformed CSV row, can start the next row.
+
+    After a row that strict parsing refused, reading on from the next line could
+    take the continuation of a quoted multi-line note for a row of its own (a
+    note fragment under a wrong id). So the lines after a bad row whose quotes
+    are left open are skipped with it until its quotes close, or until a line
+    that is a whole row by itself: balanced quotes, and as many cells as the header.
+
+    line (str): The line, its end kept.
+    columns (int): The header's number of columns.
+    RETURNS (bool): Whether parsing may go on from this line.
+    """
+    if line.count('"') % 2:
+        return False
+    try:
+        rows = list(csv.reader([line], strict=True))
+    except csv.Error:
+        return False
+    return len(rows) == 1 and len(rows[0]) == columns
 
 
 def judge(record: RawRecord, max_chars: int) -> Optional[str]:
@@ -257,7 +279,7 @@ class NoteInput:
 
     # CSV ----------------------------------------------------------------------
 
-    def _csv_columns(self) -> Tuple[int, int, int, int]:
+    def _csv_columns(self) -> Tuple[int, int, int, int, int]:
         csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))  # whole notes pass 128 KiB
         with self.path.open("rb") as handle:
             first = handle.readline()
@@ -265,47 +287,60 @@ class NoteInput:
         for field in (self.id_field, self.text_field):
             if field not in header:
                 raise InputError(f"Input {str(self.path)!r} has no column {field!r} (columns: {len(header)}).")
-        return header.index(self.id_field), header.index(self.text_field), len(first), 2
+        return header.index(self.id_field), header.index(self.text_field), len(first), 2, len(header)
 
     def _csv(self, locator):
-        id_col, text_col, header_bytes, first_line = self._csv_columns()
+        id_col, text_col, header_bytes, first_line, columns = self._csv_columns()
         index = locator["index"]
         offset, line = locator.get("offset", header_bytes), locator.get("line", first_line)
         name = self.path.name
-        starts: List[Tuple[int, int]] = []  # (byte offset, line) of each line fed to the parser
+        starts: List[Tuple[int, int, int]] = []  # (byte offset, line, quotes) of each line parsed
+
+        def lines(handle):
+            nonlocal offset, line
+            for raw in handle:
+                starts.append((offset, line, raw.count(b'"')))
+                offset, line = offset + len(raw), line + 1
+                yield raw.decode("utf-8", errors="surrogateescape")
+
         with self.path.open("rb") as handle:
-            handle.seek(offset)
-
-            def lines():
-                nonlocal offset, line
-                for raw in handle:
-                    starts.append((offset, line))
-                    offset, line = offset + len(raw), line + 1
-                    yield raw.decode("utf-8", errors="surrogateescape")
-
-            # strict: a quote left open is an error, not a field that swallows the
-            # rows after it (up to the next quote, or the end of the file).
-            reader = csv.reader(lines(), strict=True)
-            while True:
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error:
-                    row = None
-                row_offset, row_line = starts[0] if starts else (offset, line)
+            while True:  # one parser per run of good rows: a bad row restarts it
+                handle.seek(offset)
                 del starts[:]
-                source = f"{name}:{row_line}"
-                if row is None:
-                    if line - 1 > row_line:  # every line the bad row took, rows it swallowed included
-                        source = f"{name}:{row_line}-{line - 1}"
-                    record = RawRecord(index, None, None, source, reason="malformed_csv", length=offset - row_offset)
-                elif not row:
-                    continue
-                else:
+                # strict: a quote left open is an error, not a field that swallows the
+                # rows after it (up to the next quote, or the end of the file).
+                reader = csv.reader(lines(handle), strict=True)
+                while True:
+                    try:
+                        row = next(reader)
+                    except StopIteration:
+                        return
+                    except csv.Error:
+                        break
+                    row_offset, row_line, _ = starts[0] if starts else (offset, line, 0)
+                    del starts[:]
+                    if not row:
+                        continue
+                    source = f"{name}:{row_line}"
                     note_id = row[id_col] if id_col < len(row) else None
-                    text = row[text_col] if text_col < len(row) else None
-                    record = RawRecord(index, note_id, text, source)
+                    if len(row) != columns:  # an unquoted comma would cut the text short
+                        record = RawRecord(index, note_id, None, source, reason="malformed_csv",
+                                           length=offset - row_offset)
+                    else:
+                        record = RawRecord(index, note_id, row[text_col], source)
+                    index += 1
+                    yield record, {"index": index, "offset": offset, "line": line}
+                row_offset, row_line, _ = starts[0]
+                quotes_open = sum(quotes for _, _, quotes in starts) % 2 == 1
+                handle.seek(offset)
+                while quotes_open:
+                    raw = handle.readline()
+                    if not raw or csv_row_start(raw.decode("utf-8", errors="surrogateescape"), columns):
+                        break
+                    offset, line = offset + len(raw), line + 1
+                    quotes_open = bool(raw.count(b'"') % 2) != quotes_open
+                source = f"{name}:{row_line}" if line - 1 <= row_line else f"{name}:{row_line}-{line - 1}"
+                record = RawRecord(index, None, None, source, reason="malformed_csv", length=offset - row_offset)
                 index += 1
                 yield record, {"index": index, "offset": offset, "line": line}
 

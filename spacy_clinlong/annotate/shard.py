@@ -94,9 +94,12 @@ def time_limit(seconds: Optional[float]):
     """Raise NoteTimeout in the block once `seconds` have passed (None or 0: no limit).
 
     The alarm interrupts Python code (rule components such as ConText) at once,
-    and a long native call (a matrix product) when it returns.
+    and a long native call (a matrix product) when it returns. Where another
+    alarm is pending (a test runner's timeout, say), it is left alone and no
+    limit is set; the handler in place before is put back, and an alarm of ours
+    that fires during that is dropped.
     """
-    if not seconds or not can_time_out():
+    if not seconds or not can_time_out() or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
         yield
         return
 
@@ -108,8 +111,14 @@ def time_limit(seconds: Optional[float]):
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            if signal.SIGALRM in signal.sigpending():
+                signal.sigtimedwait({signal.SIGALRM}, 0)  # ours, fired just now: not for `previous`
+            signal.signal(signal.SIGALRM, previous)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
 
 
 def run_pipeline(nlp, notes: List[Tuple[Any, str, int, str]], *, batch_size: int, questions: Optional[List[str]],
@@ -118,8 +127,9 @@ def run_pipeline(nlp, notes: List[Tuple[Any, str, int, str]], *, batch_size: int
     """Annotate notes in batches; a batch that raises (or runs past its notes' time
     limits) is redone note by note.
 
-    note_timeout (Optional[float]): Seconds a note may take (a batch: that times its
-        size); None or 0 for no limit.
+    note_timeout (Optional[float]): Seconds a note may take; None or 0 for no limit.
+        A batch gets that times its size, then its notes are retried one by one, each
+        with the limit: a note that hangs costs about (batch size + 1) limits.
     YIELDS (Tuple[note, Optional[Doc], Optional[str]]): Each note with its doc,
         or None and the exception's type name (never its message, which may
         quote the text); "NoteTimeout" for a note past its time limit.

@@ -56,7 +56,8 @@ def annotate_cli(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A Ray cluster to join (default: RAY_ADDRESS or a local instance)"),
     restart: bool = typer.Option(False, "--restart", help="Discard an earlier job in OUTPUT and start afresh"),
     note_timeout: float = typer.Option(600.0, "--note-timeout", min=0,
-                                       help="Seconds a note may take; past it the note is reported as timeout (0: no limit)"),
+                                       help="Seconds a note may take; past it the note is reported as timeout (0: no limit). "
+                                            "A batch gets this times its size before its notes are retried one by one"),
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks",
                                          help="Read .txt symlinks that lead outside the INPUT directory"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr"),

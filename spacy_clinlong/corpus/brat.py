@@ -23,6 +23,7 @@ What a Doc gets:
   notes (#) and normalizations (N) are counted and not kept.
 - `doc.user_data["note_id"]`: the file stem.
 """
+import re
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple, Union
 
@@ -30,7 +31,8 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .convert_utils import (
-    UNDECODABLE, attribute_items, decode, decode_lines, make_span, normalize_ws, set_spans, text_problem, trim,
+    UNDECODABLE, attribute_items, decode, decode_lines, make_span, normalize_ws, read_input, set_spans, text_problem,
+    trim,
 )
 from .report import ConversionReport
 
@@ -136,7 +138,7 @@ def _apply_others(
             name, target, *value = fields[1].split()
             target = triggers.get(target, target)
             if target not in entities:
-                report.skip("dangling_reference", ann_path, lineno, fields[0])
+                report.skip("dangling_reference", ann_path, lineno, _ann_id(fields[0]))
                 continue
             for start, end in entities[target][1]:
                 for key, flag in attribute_items(name, value[0] if value else None, start, end):
@@ -153,7 +155,7 @@ def _apply_others(
                 frags = entities[ref][1]
                 resolved.append({"role": role, "id": ref, "start": frags[0][0], "end": frags[-1][1]})
             if len(resolved) != len(args):
-                report.skip("dangling_reference", ann_path, lineno, fields[0])
+                report.skip("dangling_reference", ann_path, lineno, _ann_id(fields[0]))
                 continue
             relations.append({"id": fields[0], "type": rel_type, "args": resolved})
             report.count("relations")
@@ -162,6 +164,12 @@ def _apply_others(
         else:
             report.skip("malformed_line", ann_path, lineno)
     doc.user_data["brat_relations"] = relations
+
+
+def _ann_id(field: str) -> str:
+    """RETURNS (str): An annotation id (T1, A3, R12 ...) as the report may show it, or "" where
+    a malformed line has something else (possibly note text) in that place."""
+    return field if re.fullmatch(r"[TEARMN#*]\d{1,9}", field) else ""
 
 
 def brat_doc(nlp: Language, txt_path: Path, report: ConversionReport, *, span_key: str = "brat") -> Optional[Doc]:
@@ -178,7 +186,10 @@ def brat_doc(nlp: Language, txt_path: Path, report: ConversionReport, *, span_ke
         report.skip("missing_ann", txt_path, None, f"no {ann_path.name}")
         return None
     # Bytes, not text mode: BRAT offsets count "\r" characters too.
-    text = decode(txt_path.read_bytes(), txt_path, report)
+    data = read_input(txt_path, report)
+    if data is None or read_input(ann_path, report) is None:
+        return None
+    text = decode(data, txt_path, report)
     if text is None:
         return None
     problem = text_problem(text, nlp.max_length)

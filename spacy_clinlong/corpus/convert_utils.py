@@ -30,6 +30,7 @@ TOO_LONG = _annotate_reason("too_long")
 MISSING_TEXT = _annotate_reason("missing_text")
 INVALID_JSON = _annotate_reason("invalid_json")
 MALFORMED_CSV = _annotate_reason("malformed_csv")
+NOT_A_FILE = _annotate_reason("not_a_file")
 
 # json.loads raises RecursionError for deep nesting and plain ValueError for an integer
 # over Python's digit limit, besides JSONDecodeError.
@@ -80,6 +81,25 @@ def id_problem(note_id: Any) -> Optional[str]:
     if isinstance(note_id, bool) or not isinstance(note_id, int) or not INT_ID_RANGE[0] <= note_id <= INT_ID_RANGE[1]:
         return INVALID_ID
     return None
+
+
+def read_input(path: Path, report: ConversionReport) -> Optional[bytes]:
+    """The bytes of one file of a corpus, or None, reported as `not_a_file`, for a path that is
+    not a readable regular file (a folder, a FIFO whose read would block, a dangling link, no
+    permission): one odd file is skipped, and the rest of the corpus converts.
+
+    path (Path): The file.
+    report (ConversionReport): Where a skip is recorded.
+    RETURNS (Optional[bytes]): The file's bytes.
+    """
+    if not path.is_file():
+        report.skip(NOT_A_FILE, path)
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        report.skip(NOT_A_FILE, path, None, err.strerror or type(err).__name__)
+        return None
 
 
 def normalize_ws(text: str) -> str:

@@ -22,7 +22,9 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .brat import find_files
-from .convert_utils import UNDECODABLE, decode, decode_lines, make_span, normalize_ws, set_spans, text_problem
+from .convert_utils import (
+    UNDECODABLE, decode, decode_lines, make_span, normalize_ws, read_input, set_spans, text_problem,
+)
 from .report import ConversionReport
 
 CONCEPT_RE = re.compile(r'^c="(?P<text>.*)" (?P<l1>\d+):(?P<t1>\d+) (?P<l2>\d+):(?P<t2>\d+)\|\|t="(?P<type>[^"]+)"'
@@ -113,7 +115,12 @@ def i2b2_doc(
     if con_path is None:
         report.skip("missing_con", txt_path, None, f"no {txt_path.stem}.con")
         return None
-    text = decode(txt_path.read_bytes(), txt_path, report)
+    data = read_input(txt_path, report)
+    if data is None or read_input(con_path, report) is None:
+        return None
+    if ast_path is not None and read_input(ast_path, report) is None:
+        ast_path = None  # reported; the concepts still convert
+    text = decode(data, txt_path, report)
     if text is None:
         return None
     problem = text_problem(text, nlp.max_length)

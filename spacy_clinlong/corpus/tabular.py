@@ -19,6 +19,7 @@ every label seen in the file (0.0 where absent). Spans go to
 """
 import csv
 import io
+import itertools
 import json
 import re
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from ..annotate.records import csv_row_start
 from .convert_utils import (
     INVALID_JSON, JSON_ERRORS, MALFORMED_CSV, MISSING_TEXT, UNDECODABLE, decode_lines, has_surrogates,
     id_problem, json_error, make_span, set_spans, text_problem,
@@ -131,42 +133,49 @@ def read_jsonl(
 
 
 def _csv_rows(
-    lines: List[str], first: int, path: Path, report: ConversionReport
+    lines: List[str], first: int, columns: int, path: Path, report: ConversionReport
 ) -> List[Tuple[int, List[str]]]:
     """Parse CSV lines into rows; a row csv cannot parse is reported and the rest still read.
 
     Strict, because the lenient parser reads a quote left open as a cell that
     runs on to the next quote or the end of the file, silently swallowing the
-    rows in between. A bad row is reported with the lines it took, and parsing
-    goes on after them: its lines are not parsed again, where a fragment of a
-    multi-line note could pass for a row.
+    rows in between. A bad row is reported with the lines it took; where its
+    quotes are left open, the lines after it go with it until they close or a
+    line is a whole row by itself (`annotate.records.csv_row_start`), so the
+    rest of a multi-line note does not pass for a row.
 
     lines (List[str]): The file's lines, line ends kept.
     first (int): The 1-based line of the first row.
+    columns (int): The header's number of columns.
     path (Path): The file, for the report.
     report (ConversionReport): Where malformed rows are recorded.
     RETURNS (List[Tuple[int, List[str]]]): The 1-based first line and cells of each row.
     """
     rows: List[Tuple[int, List[str]]] = []
-    # A last empty line (a blank row to csv): an error after reading it is at the end of the
-    # file, a quote never closed.
-    reader = csv.reader(lines[first - 1:] + [""], strict=True)
-    start = first
-    while True:
+    base = first - 1  # index in `lines` where the current parser started
+    while base < len(lines):
+        # A last empty line (a blank row to csv): an error after reading it is at the end
+        # of the file, a quote never closed.
+        reader = csv.reader(itertools.chain(itertools.islice(lines, base, None), [""]), strict=True)
+        start = base + 1
         try:
-            row = next(reader)
-        except StopIteration:
+            for row in reader:
+                rows.append((start, row))
+                start = base + reader.line_num + 1
             return rows
         except csv.Error as err:
-            end = first - 1 + reader.line_num
+            end = base + reader.line_num  # the last line the bad row took, 1-based
             where = "quote not closed" if end > len(lines) else str(err)
             end = min(end, len(lines))
+            quotes_open = sum(line.count('"') for line in lines[start - 1:end]) % 2 == 1
+            while quotes_open and end < len(lines) and not csv_row_start(lines[end], columns):
+                quotes_open = bool(lines[end].count('"') % 2) != quotes_open
+                end += 1
             if end > start:
                 where += f"; lines {start}-{end} lost"
             report.skip(MALFORMED_CSV, path, start, where)
-        else:
-            rows.append((start, row))
-        start = first + reader.line_num
+            base = end
+    return rows
 
 
 def read_csv(
@@ -201,7 +210,7 @@ def read_csv(
     if header is None or text_field not in header:
         report.skip("missing_text_field", path, 1, f"no column {text_field!r}")
         return []
-    rows = _csv_rows(lines, header_reader.line_num + 1, path, report)
+    rows = _csv_rows(lines, header_reader.line_num + 1, len(header), path, report)
     if labels_field is None:
         labels_field = next((c for c in ("labels", "label") if c in header), None)
     if labels_field is not None and labels_field not in header:
