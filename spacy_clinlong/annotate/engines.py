@@ -66,7 +66,7 @@ def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, ba
         while True:
             # Two shards per worker in flight: none waits, and a kill loses little.
             for shard in shards:
-                running.add(_submit(pool, json.dumps(shard)))
+                running.add(pool.submit(_work, json.dumps(shard)))
                 if len(running) >= 2 * workers:
                     break
             if not running:
@@ -83,16 +83,6 @@ def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, ba
         _stop_workers(pool)
         raise
     pool.shutdown()
-
-
-def _submit(pool, shard: str):
-    """Submit a shard; a worker process started for it (on submit) ignores Ctrl-C from its
-    first instruction (SIG_IGN is inherited), so Ctrl-C during start-up prints no traceback."""
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        return pool.submit(_work, shard)
-    finally:
-        signal.signal(signal.SIGINT, handler)
 
 
 def _stop_workers(pool) -> None:
