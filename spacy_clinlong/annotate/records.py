@@ -104,6 +104,22 @@ def csv_row_start(line: str, columns: int) -> bool:
     return len(rows) == 1 and len(rows[0]) == columns
 
 
+def id_problem(note_id: Any) -> Optional[str]:
+    """Why an id cannot be kept, or None (no id at all is the caller's to judge).
+
+    note_id (Any): The id as read.
+    RETURNS (Optional[str]): "undecodable" (a lone surrogate), "invalid_id" (not a
+        string or an integer, a boolean, or beyond 64 bits), or None.
+    """
+    if note_id is None:
+        return None
+    if isinstance(note_id, str):
+        return "undecodable" if has_surrogates(note_id) else None
+    if isinstance(note_id, bool) or not isinstance(note_id, int):
+        return "invalid_id"
+    return None if INT_ID_RANGE[0] <= note_id <= INT_ID_RANGE[1] else "invalid_id"
+
+
 def judge(record: RawRecord, max_chars: int) -> Optional[str]:
     """The reason a record cannot be annotated, or None (duplicates are judged by the caller).
 
@@ -113,12 +129,9 @@ def judge(record: RawRecord, max_chars: int) -> Optional[str]:
         return record.reason
     if record.id is None or (isinstance(record.id, str) and not record.id.strip()):
         return "missing_id"
-    if isinstance(record.id, bool) or not isinstance(record.id, (str, int)):
-        return "invalid_id"
-    if isinstance(record.id, int) and not INT_ID_RANGE[0] <= record.id <= INT_ID_RANGE[1]:
-        return "invalid_id"
-    if isinstance(record.id, str) and has_surrogates(record.id):
-        return "undecodable"
+    problem = id_problem(record.id)
+    if problem is not None:
+        return problem
     if not isinstance(record.text, str):
         return "missing_text"
     if has_surrogates(record.text):
@@ -133,11 +146,8 @@ def judge(record: RawRecord, max_chars: int) -> Optional[str]:
 def error_entry(record: RawRecord, reason: str, detail: Optional[str] = None) -> Dict[str, Any]:
     """RETURNS (Dict[str, Any]): The errors-file line for a record: never its text."""
     length = len(record.text) if isinstance(record.text, str) else record.length
-    note_id = record.id
-    if isinstance(note_id, bool) or not isinstance(note_id, (str, int)) or (
-        isinstance(note_id, str) and has_surrogates(note_id)
-    ) or (isinstance(note_id, int) and not INT_ID_RANGE[0] <= note_id <= INT_ID_RANGE[1]):
-        note_id = None  # only ids that can be written back as they were read
+    # Only ids that can be written back as they were read.
+    note_id = record.id if id_problem(record.id) is None else None
     entry = {"index": record.index, "id": note_id,
              "reason": reason, "source": record.source, "length": length}
     if detail:

@@ -6,7 +6,7 @@ from typing import Any, Iterable, List, Optional, Tuple, Union
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
-from ..annotate.records import INT_ID_RANGE, REASONS, has_surrogates
+from ..annotate.records import REASONS, has_surrogates, id_problem  # noqa: F401 (id_problem: re-exported)
 from .report import ConversionReport
 
 
@@ -64,22 +64,6 @@ def text_problem(text: str, max_length: int) -> Optional[Tuple[str, str]]:
         return EMPTY, where
     if len(text) > max_length:
         return TOO_LONG, f"{where}, nlp.max_length {max_length}"
-    return None
-
-
-def id_problem(note_id: Any) -> Optional[str]:
-    """Why a record's id cannot be kept, by annotate's reason names (no id is fine).
-
-    note_id (Any): The id as read.
-    RETURNS (Optional[str]): The reason, or None.
-    """
-    if note_id is None:
-        return None
-    if isinstance(note_id, str):
-        return UNDECODABLE if has_surrogates(note_id) else None
-    # bool is an int to Python but not an id; the range is what an int64 column holds.
-    if isinstance(note_id, bool) or not isinstance(note_id, int) or not INT_ID_RANGE[0] <= note_id <= INT_ID_RANGE[1]:
-        return INVALID_ID
     return None
 
 
