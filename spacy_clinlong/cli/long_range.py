@@ -3,7 +3,7 @@ from pathlib import Path
 
 import typer
 
-from ._app import app
+from ._app import app, fail
 
 
 @app.command("long-range")
@@ -31,8 +31,7 @@ def long_range_cli(
     try:
         scores = long_range_scores(nlp, list(DocBin().from_disk(data).get_docs(nlp.vocab)))
     except ValueError as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1)
+        fail(str(err))
     output.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_json(output, scores)
     for key, value in scores["longrange_per_bucket"].items():

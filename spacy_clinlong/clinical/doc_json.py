@@ -12,7 +12,6 @@ from spacy.tokens import Doc, Span
 from ..pipes.extensions import answer_entries
 
 CONTEXT_FLAGS = ("is_negated", "is_historical", "is_family", "is_hypothetical", "is_uncertain")
-SCHEMA_VERSION = 1
 
 
 def _extension(obj, name: str) -> Any:

@@ -118,7 +118,6 @@ ACUTE_DX: Tuple[Tuple[str, Tuple[str, ...], Tuple[str, ...]], ...] = (
     ("pain control", (), ("acetaminophen", "oxycodone")),
     ("diarrhea", ("C. difficile testing", "stool studies"), ("IV fluids", "loperamide")),
 )
-OTHER_DX: Tuple[str, ...] = tuple(d[0] for d in CHRONIC_DX + ACUTE_DX)
 
 FAMILY_DX: Tuple[str, ...] = (
     "breast cancer", "colon cancer", "prostate cancer", "coronary artery disease", "myocardial infarction",

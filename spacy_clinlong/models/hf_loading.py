@@ -6,7 +6,6 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 # Model types whose position ids start after the padding index (RoBERTa
 # family): their budget is max_position_embeddings - pad_token_id - 1.
 _OFFSET_POSITIONS = {"roberta", "longformer", "xlm-roberta", "camembert", "bigbird_pegasus"}
-SUPPORTED_TYPES = ("longformer", "big_bird", "modernbert", "bert", "roberta", "xlm-roberta")
 
 
 class ModelLoadError(ValueError):
@@ -63,7 +62,7 @@ def load_hf(
         raise ModelLoadError(f"Unknown transformers Auto class {auto_cls!r}.")
     model_cls = getattr(transformers, auto_cls or "AutoModel")
 
-    source = _resolve_source(name)
+    source = resolve_source(name)
     tok_config = {k: v for k, v in dict(tok_config).items() if k != "trust_remote_code"}
     trf_config = {k: v for k, v in dict(trf_config).items() if k != "trust_remote_code"}
     try:
@@ -71,7 +70,7 @@ def load_hf(
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False, **tok_config)
         transformer = model_cls.from_pretrained(source, config=config, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as err:
-        raise ModelLoadError(_explain(name, err)) from None
+        raise ModelLoadError(explain_load_error(name, err)) from None
     if not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(
             f"The tokenizer of {str(name)!r} is not a fast (Rust) tokenizer; "
@@ -82,7 +81,14 @@ def load_hf(
     return tokenizer, transformer
 
 
-def _resolve_source(name: Union[str, Path]) -> str:
+def resolve_source(name: Union[str, Path]) -> str:
+    """Check a model name before loading: an existing directory must hold
+    config.json; a path-like name that does not exist is an error; anything
+    else is a hub id.
+
+    name (Union[str, Path]): Hub id or local directory.
+    RETURNS (str): The resolved directory, or the hub id unchanged.
+    """
     text = str(name)
     if not text.strip():
         raise ModelLoadError(
@@ -106,7 +112,14 @@ def _resolve_source(name: Union[str, Path]) -> str:
     return text
 
 
-def _explain(name: Union[str, Path], err: Exception) -> str:
+def explain_load_error(name: Union[str, Path], err: Exception) -> str:
+    """One message for a model that failed to load: the error's first line and
+    what `name` must be.
+
+    name (Union[str, Path]): Hub id or local directory.
+    err (Exception): What loading raised.
+    RETURNS (str): The message.
+    """
     first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
     return (
         f"Could not load the transformer {str(name)!r} ({type(err).__name__}: "

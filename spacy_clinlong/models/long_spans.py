@@ -15,7 +15,7 @@ import numpy
 from spacy.tokens import Doc
 from spacy_transformers.util import registry
 
-from .pieces import DocPieces, _ragged_arange
+from .pieces import DocPieces, ragged_arange
 
 Window = Tuple[int, int]
 LongSpansT = Callable[[Doc, DocPieces, int], List[Window]]
@@ -168,7 +168,7 @@ def align_tokens_to_windows(
     tok_best, tok_score = _best_window(a, b, ws, we)
     lengths = b - a + 1
     tok_rep = numpy.repeat(numpy.arange(n_tok, dtype="int64"), lengths)
-    wp = numpy.repeat(a, lengths) + _ragged_arange(lengths)
+    wp = numpy.repeat(a, lengths) + ragged_arange(lengths)
     win = tok_best[tok_rep]
     split = tok_score[tok_rep] < 0
     if split.any():

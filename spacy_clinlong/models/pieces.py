@@ -102,7 +102,7 @@ def align_pieces(doc: Doc, ids: Sequence[int], offsets: Sequence) -> DocPieces:
     # one piece covers several tokens (a piece spanning "do" + "n't").
     counts = last - first + 1
     wp_index = numpy.repeat(numpy.arange(n_wp, dtype="int64"), counts)
-    tok_index = numpy.repeat(first, counts) + _ragged_arange(counts)
+    tok_index = numpy.repeat(first, counts) + ragged_arange(counts)
     tok_first = numpy.full((n_tok,), n_wp, dtype="int64")
     tok_last = numpy.full((n_tok,), -1, dtype="int64")
     numpy.minimum.at(tok_first, tok_index, wp_index)
@@ -119,7 +119,7 @@ def align_pieces(doc: Doc, ids: Sequence[int], offsets: Sequence) -> DocPieces:
     return DocPieces(ids_arr, first, last, tok_first, tok_last)
 
 
-def _ragged_arange(counts: numpy.ndarray) -> numpy.ndarray:
+def ragged_arange(counts: numpy.ndarray) -> numpy.ndarray:
     """Concatenated aranges: counts [2, 1, 3] gives [0, 1, 0, 0, 1, 2]."""
     total = int(counts.sum())
     if total == 0:

@@ -2,7 +2,9 @@
 
 `install_extensions` is idempotent (a `has_extension` guard per attribute), and
 runs when a pipe module is imported, so `spacy.load` of a pipeline that holds
-`clinlong_qa` has them before the first doc.
+`clinlong_qa` has them before the first doc. An attribute of the same name that
+another package declared differently is never reused silently: installing
+raises a ValueError naming it.
 
 - `Doc._.questions` (Optional[List[str]]): the questions to answer; None.
 - `Doc._.answers` (Optional[List[Optional[Span]]]): one per question, the best
@@ -34,19 +36,35 @@ StoredAnswer = Optional[Tuple[int, int, Optional[float], int, int]]
 
 
 def install_extensions() -> None:
-    """Declare the Doc and Span attributes of the pipes, once."""
-    if not Doc.has_extension("questions"):
-        Doc.set_extension("questions", default=None)
-    if not Doc.has_extension("answers"):
-        Doc.set_extension("answers", getter=_get_answers, setter=_set_answers)
-    if not Span.has_extension("score"):
-        Span.set_extension("score", default=None)
-    if not Span.has_extension("clinlong_answer_text"):
-        Span.set_extension("clinlong_answer_text", default=None)
-    if not Span.has_extension("clinlong_answer_chars"):
-        Span.set_extension("clinlong_answer_chars", default=None)
-    if not Doc.has_extension("note_id"):
-        Doc.set_extension("note_id", default=None)
+    """Declare the Doc and Span attributes of the pipes, once.
+
+    Raises ValueError if another package declared one of these names with
+    another default, getter, setter or method: the pipes would read and
+    write that package's attribute instead of their own.
+    """
+    for cls, name, spec in _declarations():
+        if not cls.has_extension(name):
+            cls.set_extension(name, **spec)
+            continue
+        default, method, getter, setter = cls.get_extension(name)
+        ours = (spec.get("default"), None, spec.get("getter"), spec.get("setter"))
+        if (default, method, getter, setter) != ours:
+            raise ValueError(
+                f"{cls.__name__}._.{name} is already declared by another package, "
+                "differently from spacy-clinlong's; spacy-clinlong cannot share it "
+                f"(check with {cls.__name__}.get_extension({name!r}))."
+            )
+
+
+def _declarations():
+    return (
+        (Doc, "questions", {"default": None}),
+        (Doc, "answers", {"getter": _get_answers, "setter": _set_answers}),
+        (Span, "score", {"default": None}),
+        (Span, "clinlong_answer_text", {"default": None}),
+        (Span, "clinlong_answer_chars", {"default": None}),
+        (Doc, "note_id", {"default": None}),
+    )
 
 
 def store_answers(doc: Doc, answers: Sequence[StoredAnswer]) -> None:

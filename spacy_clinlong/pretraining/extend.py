@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
-from ..models.hf_loading import ModelLoadError, _explain, _resolve_source
+from ..models.hf_loading import ModelLoadError, explain_load_error, resolve_source
 
 SOURCE_TYPES = ("bert", "roberta")
 ATTENTIONS = ("longformer", "bigbird")
@@ -102,7 +102,7 @@ def _load_source(source: str) -> Tuple[Any, Any, bool]:
             source, config=config, trust_remote_code=False, output_loading_info=True
         )
     except (OSError, KeyError) as err:
-        raise ModelLoadError(_explain(source, err)) from None
+        raise ModelLoadError(explain_load_error(source, err)) from None
     head_keys = [k for k in info["missing_keys"] if k.startswith(("cls.", "lm_head."))]
     return tokenizer, model, not head_keys
 
@@ -171,7 +171,7 @@ def extend_model(
 
     if attention not in ATTENTIONS:
         raise ValueError(f"attention must be one of {ATTENTIONS}, not {attention!r}")
-    resolved = _resolve_source(source)
+    resolved = resolve_source(source)
     tokenizer, src_model, has_head = _load_source(resolved)
     src_config = src_model.config
     src_offset = position_offset(src_config)
