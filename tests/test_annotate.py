@@ -274,6 +274,7 @@ def test_resume_after_every_kind_of_interruption_gives_the_same_output(annotate_
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 7 + 1  # shard 1 redone: listed twice
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_output(annotate_pipeline, short_notes,
                                                                              tmp_path):
     # Bad and hostile records at random places among the good ones.
@@ -318,6 +319,7 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_output(ann
     assert SECRET not in stdout.decode() + stderr.decode()
 
 
+@pytest.mark.slow
 def test_ray_engine_gives_the_local_engine_output_on_2000_notes(annotate_pipeline, short_notes, tmp_path):
     pytest.importorskip("ray.data")
     source = write_jsonl(tmp_path / "notes.jsonl", short_notes(2000), BAD_LINES)

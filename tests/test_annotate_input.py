@@ -6,7 +6,8 @@ import json
 import pytest
 
 from spacy_clinlong.annotate import InputError, NoteInput
-from spacy_clinlong.annotate.records import judge, read_shard, shard_plan
+from spacy_clinlong.annotate.records import read_shard, shard_plan
+from spacy_clinlong.io import judge
 
 SECRET = "Zyxwvut"  # in every bad record's text: it must never come out
 
@@ -162,9 +163,36 @@ def test_a_changed_input_is_noticed_when_a_shard_is_read_again(tmp_path, notes):
 
 
 def test_judge_accepts_string_and_integer_ids_only():
-    from spacy_clinlong.annotate.records import RawRecord
+    from spacy_clinlong.io import RawRecord
 
     assert judge(RawRecord(0, "x", "text", "s"), 100) is None
     assert judge(RawRecord(0, 3, "text", "s"), 100) is None
     assert judge(RawRecord(0, True, "text", "s"), 100) == "invalid_id"
     assert judge(RawRecord(0, "x", "t" * 101, "s"), 100) == "too_long"
+
+
+def test_a_csv_note_past_csvs_field_limit_is_read_and_the_limit_left_as_it_was(tmp_path):
+    # csv refuses fields over 128 KiB by default; a whole discharge summary can be longer. The limit
+    # is process-wide, so the reader raises it only while it parses a row.
+    long_note = "Plan: continue. " * 20_000
+    table = tmp_path / "notes.csv"
+    with table.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([["id", "text"], ["a", long_note], ["b", "Short note."]])
+    before = csv.field_size_limit()
+    source = NoteInput(table)
+    records = source.records()
+    first, _ = next(records)
+    assert first.text == long_note and csv.field_size_limit() == before  # also while the reader waits
+    assert [r.id for r, _ in records] == ["b"]
+    shards = list(shard_plan(source, shard_size=1, max_chars=10**6))
+    assert read_shard(source, shards[0], max_chars=10**6)[0][0][1] == long_note
+    assert csv.field_size_limit() == before
+
+
+def test_texts_only_need_no_id_column(tmp_path):
+    (tmp_path / "notes.csv").write_text("body\nFirst note.\n\"Second, note.\"\n")
+    source = NoteInput(tmp_path / "notes.csv", id_field=None, text_field="body")
+    records = [r for r, _ in source.records()]
+    assert [(r.id, r.text) for r in records] == [(None, "First note."), (None, "Second, note.")]
+    assert [judge(r, need_id=False) for r in records] == [None, None]
+    assert judge(records[0]) == "missing_id"  # annotate still needs one

@@ -13,10 +13,10 @@ from spacy.training import Example
 from spacy.util import registry
 from typer.testing import CliRunner
 
-from spacy_clinlong.annotate.records import REASONS, NoteInput, judge
 from spacy_clinlong.cli import app
 from spacy_clinlong.cli.convert import Format
 from spacy_clinlong.corpus import FORMATS, ConversionReport, iter_docs
+from spacy_clinlong.io import REASONS, NoteInput, judge
 
 SECRET = "zanzibarine"
 BRAT_TXT = f"Patient denies chest pain. Left {SECRET} knee swelling noted.\n"
@@ -250,6 +250,30 @@ def test_csv_label_column_and_binary_columns(nlp, tmp_path):
     binary.write_text("text,asthma,chf,source\nA note.,1,0,clinic\nAnother.,0,1,ward\n", encoding="utf-8")
     docs, report = _convert(nlp, "csv", binary)
     assert [d.cats for d in docs] == [{"asthma": 1.0, "chf": 0.0}, {"asthma": 0.0, "chf": 1.0}]
+    _assert_clean(report)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_tabular_files_stream_row_by_row(nlp, tmp_path, fmt):
+    import csv
+
+    long_note = f"Plan {SECRET}. " * 12_000  # past csv's default 128 KiB field limit
+    rows = [("1", long_note, "A"), ("2", "", "B"), ("3", "Short note.", "C")]
+    path = tmp_path / f"notes.{fmt}"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        if fmt == "csv":
+            csv.writer(handle).writerows([("id", "text", "label"), *rows])
+        else:
+            handle.writelines(json.dumps({"id": i, "text": t, "label": lab}) + "\n" for i, t, lab in rows)
+    before = csv.field_size_limit()
+    report = ConversionReport()
+    docs = iter_docs(fmt, nlp, path, report)
+    first = next(docs)
+    # The first Doc comes before the next row is read, yet its cats span the labels of the whole file.
+    assert first.text == long_note and first.cats == {"A": 1.0, "C": 0.0}
+    assert report.n_docs == 1 and not report.problems and csv.field_size_limit() == before
+    assert [d.user_data["note_id"] for d in docs] == ["3"]
+    assert [(p.line, p.reason) for p in report.problems] == [(3 if fmt == "csv" else 2, "empty")]  # once
     _assert_clean(report)
 
 

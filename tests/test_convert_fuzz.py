@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spacy.tokens import DocBin
 
-from spacy_clinlong.annotate.records import REASONS
 from spacy_clinlong.corpus import ConversionReport, iter_docs
+from spacy_clinlong.io import REASONS
 
 SECRET = "zanzibarine"
 # The converters' own reasons, besides annotate's (REASONS): a new one must be added here on purpose.

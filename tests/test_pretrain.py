@@ -67,14 +67,19 @@ def test_sources_stream_txt_jsonl_csv_and_count_bad_records(tmp_path, caplog):
     source = NoteSource(jsonl)
     with caplog.at_level(logging.WARNING):
         assert list(source) == ["One.", "Two."]
-    assert source.skipped == {"missing_text": 2, "invalid_json": 1, "undecodable": 1}
+    # The reasons annotate gives: an empty text is "empty", a text field that is absent "missing_text".
+    assert source.skipped == {"empty": 1, "missing_text": 1, "invalid_json": 1, "undecodable": 1}
     assert "notes.jsonl:3" in caplog.text
 
     table = tmp_path / "notes.csv"
-    table.write_bytes(b'id,note\n1,"Line one\nline two"\n2,\n3,"caf\xff"\n4,Last.\n')
+    table.write_bytes(b'id,note\n1,"Line one\nline two"\n2,\n3,"caf\xff"\n4,Last.\n5,"Five" oops "more\n6,rest of five '
+                      + SECRET.encode() + b'"\n7,Seven.\n8,cut, at a comma\n')
     source = NoteSource(table, text_field="note")
-    assert list(source) == ["Line one\nline two", "Last."]
-    assert source.skipped == {"missing_text": 1, "undecodable": 1}
+    with caplog.at_level(logging.WARNING):
+        assert list(source) == ["Line one\nline two", "Last.", "Seven."]
+    assert source.skipped == {"empty": 1, "undecodable": 1, "malformed_csv": 2}
+    # The row with a stray quote, and the line its open quote took (never a note of its own).
+    assert "malformed_csv (notes.csv:7-8)" in caplog.text and "malformed_csv (notes.csv:10)" in caplog.text
     assert SECRET not in caplog.text and "Zyxwvut" not in caplog.text
 
     with pytest.raises(CorpusError, match="no column 'text'"):
@@ -84,6 +89,19 @@ def test_sources_stream_txt_jsonl_csv_and_count_bad_records(tmp_path, caplog):
         NoteSource(tmp_path / "notes.json")
     with pytest.raises(CorpusError, match="does not exist"):
         NoteSource(tmp_path / "missing")
+
+
+def test_a_parquet_corpus_streams_its_text_column_without_ids(tmp_path, caplog):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "notes.parquet"
+    pq.write_table(pa.table({"note": ["First note.", None, " ", "Last note."]}), path, row_group_size=2)
+    source = NoteSource(path, text_field="note")
+    with caplog.at_level(logging.WARNING):
+        assert list(source) == ["First note.", "Last note."]
+    assert source.skipped == {"missing_text": 1, "empty": 1}
+    assert "notes.parquet:row 1" in caplog.text
 
 
 def test_held_out_split_is_stable_and_bounded(jsonl_corpus):
@@ -258,6 +276,7 @@ def test_cli_pretrain_and_its_errors(tmp_path, tiny_models, jsonl_corpus):
     assert result.exit_code == 1 and "does not exist" in result.output
 
 
+@pytest.mark.slow
 def test_torchrun_runs_the_same_command_data_parallel(tmp_path, tiny_models, jsonl_corpus):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")

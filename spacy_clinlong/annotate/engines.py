@@ -16,8 +16,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+from ..io import NoteInput
 from .job import PLAN_FILE, WORKERS_LOCK, Job, JobError, JobSpec
-from .records import NoteInput
 from .shard import annotate_shard, can_time_out, load_pipeline
 
 ENGINES = ("local", "ray")

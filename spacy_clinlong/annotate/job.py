@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 from ..about import __version__
-from .records import NoteInput, shard_plan
+from ..io import NoteInput
+from .records import shard_plan
 from .shard import FORMATS, errors_file, fsync_dir, write_atomic
 
 JOB_FILE, PLAN_FILE, MANIFEST_FILE, SUMMARY_FILE, ERRORS_FILE, LOCK_FILE, WORKERS_LOCK = (

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from .records import NoteInput, RawRecord, error_entry, read_shard
+from ..io import NoteInput, RawRecord
+from .records import error_entry, read_shard
 
 FORMATS = ("jsonl", "docbin")
 SUFFIX = {"jsonl": ".jsonl", "docbin": ".spacy"}

@@ -73,7 +73,7 @@ def annotate_cli(
     """
     from ..annotate import annotate
     from ..annotate.job import JobError, JobSpec, describe
-    from ..annotate.records import InputError
+    from ..io import InputError
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:

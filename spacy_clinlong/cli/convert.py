@@ -41,8 +41,8 @@ def convert_cli(
     with annotate's reason names where it has one; the rest converts. Exits 1,
     with one line, if the input is missing or unreadable or nothing converted.
     """
-    from ..annotate.records import InputError
     from ..corpus.readers import convert_corpus
+    from ..io import InputError
 
     if not input_path.exists():
         typer.echo(f"Input path does not exist: {input_path}", err=True)

@@ -25,7 +25,8 @@ class Attention(str, Enum):
 @app.command("pretrain")
 def pretrain_cli(
     model: str = typer.Argument(..., help="Hub id or local model directory to continue from"),
-    corpus: Path = typer.Argument(..., help="Notes: a directory of .txt, a .jsonl or a .csv", exists=True),
+    corpus: Path = typer.Argument(..., exists=True,
+                                  help="Notes: a directory of .txt, a .jsonl, .csv or .parquet"),
     output_dir: Path = typer.Argument(..., help="Where the pretrained model, checkpoints/ and metrics.json go"),
     max_steps: int = typer.Option(1000, "--max-steps", help="Optimizer steps"),
     max_length: int = typer.Option(0, "--max-length", help="Wordpieces per packed sequence; 0: the model's budget"),
@@ -35,7 +36,7 @@ def pretrain_cli(
     warmup_ratio: float = typer.Option(0.06, "--warmup-ratio", help="Share of steps warming up"),
     mlm_probability: float = typer.Option(0.15, "--mlm-probability", help="Share of wordpieces (or words) masked"),
     whole_word_mask: bool = typer.Option(False, "--whole-word-mask", help="Mask all wordpieces of a chosen word"),
-    text_field: str = typer.Option("text", "--text-field", help="JSONL key or CSV column of the note"),
+    text_field: str = typer.Option("text", "--text-field", help="JSONL key or CSV/Parquet column of the note"),
     eval_corpus: Optional[Path] = typer.Option(None, "--eval-corpus", exists=True,
                                                help="Held-out notes (default: a share of CORPUS)"),
     eval_fraction: float = typer.Option(0.02, "--eval-fraction", help="Share of CORPUS held out"),

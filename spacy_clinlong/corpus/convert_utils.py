@@ -1,57 +1,27 @@
 """Helpers shared by the BRAT, i2b2, SQuAD and tabular converters."""
-import json
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Tuple, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
-from ..annotate.records import REASONS, has_surrogates, id_problem  # noqa: F401 (id_problem: re-exported)
+from ..io import has_surrogates, reason_name
 from .report import ConversionReport
 
-
-def _annotate_reason(name: str) -> str:
-    """Check that `annotate` reports a reason by this name, so both commands name a bad record alike.
-
-    name (str): A key of `spacy_clinlong.annotate.records.REASONS`.
-    RETURNS (str): The name.
-    """
-    if name not in REASONS:
-        raise KeyError(f"{name!r} is not one of annotate's reasons: {', '.join(REASONS)}")
-    return name
-
-
-# Record problems that annotate has too, by its names; the other reasons (offsets, spans,
-# labels ...) are the converters' own.
-EMPTY = _annotate_reason("empty")
-UNDECODABLE = _annotate_reason("undecodable")
-INVALID_ID = _annotate_reason("invalid_id")
-TOO_LONG = _annotate_reason("too_long")
-MISSING_TEXT = _annotate_reason("missing_text")
-INVALID_JSON = _annotate_reason("invalid_json")
-MALFORMED_CSV = _annotate_reason("malformed_csv")
-NOT_A_FILE = _annotate_reason("not_a_file")
-
-# json.loads raises RecursionError for deep nesting and plain ValueError for an integer
-# over Python's digit limit, besides JSONDecodeError.
-JSON_ERRORS = (ValueError, RecursionError)
-
-
-def json_error(err: Exception) -> Tuple[Optional[int], str]:
-    """Where json.loads failed, for the report.
-
-    err (Exception): One of JSON_ERRORS.
-    RETURNS (Tuple[Optional[int], str]): The line, when known, and a detail (never text).
-    """
-    if isinstance(err, json.JSONDecodeError):
-        return err.lineno, f"column {err.colno}"
-    if isinstance(err, RecursionError):
-        return None, "nested too deep"
-    return None, "integer too long"
+# Record problems that every reader has, by the shared names (`spacy_clinlong.io.REASONS`);
+# the other reasons (offsets, spans, labels ...) are the converters' own.
+EMPTY = reason_name("empty")
+UNDECODABLE = reason_name("undecodable")
+INVALID_ID = reason_name("invalid_id")
+TOO_LONG = reason_name("too_long")
+MISSING_TEXT = reason_name("missing_text")
+INVALID_JSON = reason_name("invalid_json")
+MALFORMED_CSV = reason_name("malformed_csv")
+NOT_A_FILE = reason_name("not_a_file")
 
 
 def text_problem(text: str, max_length: int) -> Optional[Tuple[str, str]]:
-    """Why a text cannot become a Doc, by annotate's reason names.
+    """Why a text cannot become a Doc, by the shared reason names.
 
     text (str): The text.
     max_length (int): The longest text allowed (`nlp.max_length`; spaCy raises E088 past it).

@@ -21,7 +21,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 from spacy.util import registry
 
-from ..annotate.records import InputError
+from ..io import InputError
 from .brat import iter_brat_docs
 from .i2b2 import iter_i2b2_docs
 from .report import ConversionReport

@@ -24,10 +24,8 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .brat import find_files
-from .convert_utils import (
-    INVALID_ID, INVALID_JSON, JSON_ERRORS, MISSING_TEXT, UNDECODABLE, decode, has_surrogates, json_error,
-    text_problem,
-)
+from ..io import JSON_ERRORS, has_surrogates, json_error
+from .convert_utils import INVALID_ID, INVALID_JSON, MISSING_TEXT, UNDECODABLE, decode, text_problem
 from .report import ConversionReport
 
 QA_KEY = "clinlong_qa"

@@ -261,7 +261,7 @@ def run_pretraining(model: str, corpus: Path, output_dir: Path, settings: Pretra
 
     model (str): A hub id or a local model directory (with or without an MLM head:
         a missing head is newly initialized).
-    corpus (Path): A directory of .txt, a .jsonl or a .csv of notes.
+    corpus (Path): A directory of .txt, a .jsonl, a .csv or a .parquet of notes.
     output_dir (Path): Where the trained model, checkpoints/ and metrics.json go.
     settings (PretrainSettings): The run's settings.
     RETURNS (Dict[str, Any]): The metrics written to metrics.json.

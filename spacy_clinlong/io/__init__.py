@@ -1,0 +1,27 @@
+"""Reading notes: the one streaming note reader (.txt folder, JSONL, CSV, Parquet) and its reason names."""
+from .csv_rows import FIELD_LIMIT, CsvRow, csv_header, csv_row_start, csv_rows
+from .jsonl import JSON_ERRORS, JsonLine, json_error, jsonl_lines
+from .reader import InputError, NoteInput, RawRecord, input_kind, judge
+from .reasons import INT_ID_RANGE, REASONS, has_surrogates, id_problem, reason_name
+
+__all__ = [
+    "FIELD_LIMIT",
+    "INT_ID_RANGE",
+    "JSON_ERRORS",
+    "REASONS",
+    "CsvRow",
+    "InputError",
+    "JsonLine",
+    "NoteInput",
+    "RawRecord",
+    "csv_header",
+    "csv_row_start",
+    "csv_rows",
+    "has_surrogates",
+    "id_problem",
+    "input_kind",
+    "json_error",
+    "jsonl_lines",
+    "judge",
+    "reason_name",
+]
