@@ -248,7 +248,7 @@ def test_prediction_runs_in_inference_mode(trf_nlp, tiny_models):
 
 
 def test_fast_and_stock_attention_agree_and_the_choice_is_saved(trf_nlp, tiny_models, notes, tmp_path):
-    from spacy_clinlong.models.fast_attention import has_fast_attention
+    from spacy_clinlong.models.attention import has_fast_attention
 
     fast = trf_nlp(tiny_models("longformer"))
     stock = trf_nlp(tiny_models("longformer"), attention="hf")
@@ -272,8 +272,9 @@ def test_unknown_attention_is_refused(trf_nlp, tiny_models):
         trf_nlp(tiny_models("longformer"), attention="flash")
 
 
+@pytest.mark.slow
 def test_torch_compile_keeps_the_outputs(trf_nlp, tiny_models, notes):
-    from spacy_clinlong.models.fast_attention import encoder_layers
+    from spacy_clinlong.models.attention import encoder_layers
 
     plain = trf_nlp(tiny_models("longformer"))
     compiled = trf_nlp(tiny_models("longformer"), torch_compile=True)

@@ -1,4 +1,4 @@
-"""The banded Longformer attention gives Hugging Face's outputs (1e-4, fp32)."""
+"""The fast attention paths give Hugging Face's outputs (1e-4, fp32), or give way to them."""
 import copy
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 from transformers import LongformerConfig, LongformerForMaskedLM, LongformerModel
 from transformers.models.longformer.modeling_longformer import LongformerSelfAttention
 
-from spacy_clinlong.models.fast_attention import (
+from spacy_clinlong.models.attention import (
     FastLongformerSelfAttention,
     banded_attention,
     has_fast_attention,
@@ -274,3 +274,70 @@ def test_fast_modernbert_equals_hugging_face(lengths):
     assert "_update_attention_mask" in fast.__dict__
     use_fast_attention(fast, False)
     assert "_update_attention_mask" not in fast.__dict__ and not has_fast_attention(fast)
+
+
+def test_layers_of_one_model_share_a_cache_that_copies_start_empty():
+    # The masks derived once per pass belong to the model: its layers share
+    # one cache, another model has its own, and a copy starts empty.
+    stock, fast = _pair(_config())
+    _, other = _pair(_config())
+    caches = {id(m.pass_cache) for m in fast.modules() if isinstance(m, FastLongformerSelfAttention)}
+    assert len(caches) == 1
+    first = next(m for m in fast.modules() if isinstance(m, FastLongformerSelfAttention))
+    second = next(m for m in other.modules() if isinstance(m, FastLongformerSelfAttention))
+    assert first.pass_cache is not second.pass_cache
+    _assert_same(stock, fast, [300, 200], 2)
+    assert first.pass_cache._entries
+    copied = copy.deepcopy(fast)
+    layer = next(m for m in copied.modules() if isinstance(m, FastLongformerSelfAttention))
+    assert not layer.pass_cache._entries and layer.pass_cache is not first.pass_cache
+    _assert_same(stock, copied, [300, 200], 2)
+    use_fast_attention(fast, False)
+    assert all("pass_cache" not in m.__dict__ for m in fast.modules())
+
+
+@pytest.mark.parametrize(
+    "version,supported",
+    [("4.47.1", False), ("4.48.0", True), ("4.53.2", True), ("4.53.3", False), ("5.0.0", False), ("dev", False)],
+)
+def test_tested_transformers_range(version, supported):
+    from spacy_clinlong.models.attention import transformers_supported
+
+    assert transformers_supported(version) is supported
+
+
+def test_tested_range_is_what_setup_cfg_pins():
+    import configparser
+    from pathlib import Path
+
+    from spacy_clinlong.models.attention import TESTED_TRANSFORMERS
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).parent.parent / "setup.cfg")
+    pins = [r.strip() for r in setup["options"]["install_requires"].splitlines()]
+    assert f"transformers{TESTED_TRANSFORMERS}" in pins
+
+
+def test_untested_transformers_gets_hugging_face_attention_with_one_warning(monkeypatch):
+    import warnings
+
+    import transformers
+
+    from spacy_clinlong.models.attention import switch
+
+    stock, fast = _pair(_config())
+    monkeypatch.setattr(transformers, "__version__", "4.99.0")
+    monkeypatch.setattr(switch, "_warned", False)
+    with pytest.warns(UserWarning, match=r"transformers 4\.99\.0 is outside the tested range") as caught:
+        assert not use_fast_attention(fast)
+    assert sum("tested range" in str(w.message) for w in caught) == 1
+    # The model that had the fast path is back on Hugging Face's, outputs and all.
+    assert not has_fast_attention(fast) and "_pad_to_window_size" not in fast.__dict__
+    _assert_same(stock, fast, [300], 1)
+    torch.manual_seed(0)
+    fresh = LongformerModel(_config()).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning in the process
+        assert not use_fast_attention(fresh)
+        use_fast_attention(fresh, False)
+    assert not has_fast_attention(fresh)

@@ -42,7 +42,7 @@ def test_fast_attention_matches_hugging_face_on_gpu(arch):
     from transformers import BigBirdConfig, BigBirdModel, LongformerConfig, LongformerModel
     from transformers import ModernBertConfig, ModernBertModel
 
-    from spacy_clinlong.models.fast_attention import has_fast_attention, use_fast_attention
+    from spacy_clinlong.models.attention import has_fast_attention, use_fast_attention
 
     torch.manual_seed(0)
     if arch == "longformer":

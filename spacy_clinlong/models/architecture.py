@@ -5,6 +5,7 @@ FullTransformerBatch whose per-doc TransformerData (doc._.trf_data) the
 listeners of `ner`, `textcat`, `textcat_multilabel` and `spancat` read
 unchanged.
 """
+from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy
@@ -12,68 +13,43 @@ import torch
 from spacy.tokens import Doc
 from spacy.util import SimpleFrozenDict, registry
 from spacy_transformers.data_classes import TransformerData, WordpieceBatch
-from thinc.api import Model, torch2xp, xp2torch
+from spacy_transformers.layers import split_trf_batch
+from thinc.api import Model, chain, torch2xp, xp2torch
 from thinc.types import Ragged
-from transformers.file_utils import ModelOutput
+from transformers.utils import ModelOutput
 
 from ..types import LongBatchT
 from .batch import LongTransformerBatch
-from .encoder import WindowInput, pad_multiple, plan_batches, run_batch
+from .encoder import (
+    EncodedWindows,
+    EncoderSettings,
+    WindowInput,
+    encode_windows,
+    load_encoder,
+    sync_checkpointing,
+    unscale_grads,
+)
 from .global_attention import GlobalAttentionT, global_cls
-from .hf_loading import ModelFacts, load_hf, model_facts
-from .long_spans import LongSpansT, align_tokens_to_windows, check_long_spans, configure_long_spans
+from .hf_loading import ModelFacts, model_facts
+from .long_spans import LongSpansT, align_tokens_to_windows, check_long_spans
 from .pieces import DocPieces, tokenize_docs
-from .shim import HFModelAccess, new_shim
+from .shim import HFModelAccess
+
+MODEL_ARCH = "spacy-clinlong.LongTransformerModel.v1"
+TOK2VEC_ARCH = "spacy-clinlong.Tok2VecLongTransformer.v1"
 
 
 class LongTransformerModel(HFModelAccess, Model):
     """A thinc Model around a Hugging Face encoder that reads whole notes.
 
-    name (str): Hub id or local directory of the encoder.
-    get_spans (Callable): A long-span getter (`spacy-clinlong.long_spans.v1`).
-    global_attention (Callable): A global-attention chooser (Longformer).
-    max_length (Optional[int]): Wordpiece budget per span, special tokens
-        included; None or 0 for the model's own (4096, 8192, 512).
-    batch_wordpieces (int): The most padded wordpieces per encoder call.
-    tokenizer_config (Dict[str, Any]): Keyword arguments for AutoTokenizer.
-    transformer_config (Dict[str, Any]): Keyword arguments for AutoConfig.
-    mixed_precision (bool): bf16 (or fp16) autocast on GPU; CPU stays fp32.
-    grad_scaler_config (Dict[str, Any]): Gradient scaling for fp16 training.
-    gradient_checkpointing (bool): Trade compute for memory when training.
-    attention (str): "fast" (default): Longformer, BigBird and ModernBERT
-        through spacy-clinlong's attention, same weights and outputs; "hf":
-        Hugging Face's own.
-    torch_compile (bool): torch.compile each encoder layer (dynamic shapes)
-        once loaded; the first notes of each new shape pay for compiling.
+    settings (EncoderSettings): The encoder settings; global_attention None
+        gives CLS only.
     """
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        get_spans: LongSpansT,
-        global_attention: GlobalAttentionT = global_cls,
-        max_length: Optional[int] = None,
-        batch_wordpieces: int = 16384,
-        tokenizer_config: Dict[str, Any] = SimpleFrozenDict(),
-        transformer_config: Dict[str, Any] = SimpleFrozenDict(),
-        mixed_precision: bool = False,
-        grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
-        gradient_checkpointing: bool = False,
-        attention: str = "fast",
-        torch_compile: bool = False,
-    ):
-        shim = new_shim(
-            max_length=max_length,
-            batch_wordpieces=batch_wordpieces,
-            tokenizer_config=tokenizer_config,
-            transformer_config=transformer_config,
-            mixed_precision=mixed_precision,
-            grad_scaler_config=grad_scaler_config,
-            attention=attention,
-            torch_compile=torch_compile,
-        )
-        wrapper = Model("clinlong-hf", _wrapper_forward, shims=[shim])
+    def __init__(self, settings: EncoderSettings):
+        if settings.global_attention is None:
+            settings = replace(settings, global_attention=global_cls)
+        wrapper = Model("clinlong-hf", _wrapper_forward, shims=[settings.make_shim()])
         super().__init__(
             "long-transformer",
             forward,
@@ -81,20 +57,12 @@ class LongTransformerModel(HFModelAccess, Model):
             layers=[wrapper],
             dims={"nO": None},
             attrs={
-                "name": str(name),
-                "get_spans": get_spans,
-                "global_attention": global_attention,
-                "max_length": max_length,
-                "batch_wordpieces": int(batch_wordpieces),
-                "mixed_precision": bool(mixed_precision),
-                "gradient_checkpointing": bool(gradient_checkpointing),
-                "attention": attention,
-                "torch_compile": bool(torch_compile),
+                **settings.model_attrs(),
                 "has_transformer": False,
                 "facts": None,
-                # Read by nlp.replace_listeners; imported late (tok2vec imports us).
-                "replace_listener": _replace_listener,
-                "replace_listener_cfg": _replace_listener_cfg,
+                # Read by nlp.replace_listeners.
+                "replace_listener": replace_listener,
+                "replace_listener_cfg": replace_listener_cfg,
             },
         )
 
@@ -104,9 +72,11 @@ class LongTransformerModel(HFModelAccess, Model):
         # Model; keep the class so the copy still has its properties.
         plain = Model._copy(self, {} if seen is None else seen)
         copied = LongTransformerModel(
-            self.attrs["name"],
-            get_spans=self.attrs["get_spans"],
-            global_attention=self.attrs["global_attention"],
+            EncoderSettings(
+                self.attrs["name"],
+                get_spans=self.attrs["get_spans"],
+                global_attention=self.attrs["global_attention"],
+            )
         )
         copied._attrs = plain._attrs
         copied._dims = plain._dims
@@ -114,16 +84,34 @@ class LongTransformerModel(HFModelAccess, Model):
         return copied
 
 
-def _replace_listener(model):
-    from .tok2vec import replace_listener
+def replace_listener(model: Model) -> Model:
+    """The model a listener is replaced with: the transformer, split per doc.
 
-    return replace_listener(model)
+    model (Model): The transformer component's model.
+    RETURNS (Model): The component's own copy of it, giving one batch per doc.
+    """
+    return chain(model, split_trf_batch())
 
 
-def _replace_listener_cfg(tok2vec_model_cfg, listener_model_cfg):
-    from .tok2vec import replace_listener_cfg
+def replace_listener_cfg(
+    tok2vec_model_cfg: Dict[str, Any], listener_model_cfg: Dict[str, Any]
+) -> Dict[str, Any]:
+    """The config of a replaced listener: our tok2vec architecture with the
+    transformer's settings and the listener's pooling and grad_factor.
 
-    return replace_listener_cfg(tok2vec_model_cfg, listener_model_cfg)
+    tok2vec_model_cfg (Dict[str, Any]): The transformer component's model config.
+    listener_model_cfg (Dict[str, Any]): The listener's config.
+    RETURNS (Dict[str, Any]): The config for the component's tok2vec.
+    """
+    result = dict(tok2vec_model_cfg)
+    if tok2vec_model_cfg.get("@architectures") == MODEL_ARCH and "TransformerListener" in str(
+        listener_model_cfg.get("@architectures", "")
+    ):
+        result["@architectures"] = TOK2VEC_ARCH
+        for key in ("pooling", "grad_factor"):
+            if key in listener_model_cfg and key not in result:
+                result[key] = listener_model_cfg[key]
+    return result
 
 
 def _wrapper_forward(model, X, is_train):  # pragma: no cover - never called
@@ -135,10 +123,7 @@ def init(model: LongTransformerModel, X=None, Y=None) -> None:
     never at construction), and read the model's budget and special tokens."""
     if model.attrs["has_transformer"]:
         return
-    hf = model.shim._hfmodel
-    tokenizer, transformer = load_hf(
-        model.attrs["name"], hf._init_tokenizer_config, hf._init_transformer_config
-    )
+    tokenizer, transformer = load_encoder(model)
     set_transformer(model, tokenizer, transformer)
 
 
@@ -167,35 +152,11 @@ def forward(
             "The transformer is not loaded: call nlp.initialize() before using "
             "a new pipeline, or load a trained one with spacy.load()."
         )
-    facts = model.facts
-    transformer = model.transformer
-    _sync_checkpointing(model, transformer, is_train)
-    plans = plan_docs(model, docs, facts)
-    windows = [w for plan in plans for w in plan.windows]
-    batches = plan_batches(
-        [len(w) for w in windows],
-        budget=model.attrs["batch_wordpieces"],
-        pad_multiple=pad_multiple(transformer, facts),
-    )
-    outputs: List[Optional[torch.Tensor]] = [None] * len(batches)
-    where: List[Tuple[int, int]] = [(-1, -1)] * len(windows)
-    for b, idx in enumerate(batches):
-        outputs[b] = run_batch(
-            transformer,
-            [windows[i] for i in idx],
-            facts,
-            is_train=is_train,
-            mixed_precision=model.attrs["mixed_precision"],
-        )
-        for row, i in enumerate(idx):
-            where[i] = (b, row)
-    doc_data: List[TransformerData] = []
-    first = 0
-    for plan in plans:
-        doc_data.append(
-            plan.to_data(outputs, where[first : first + len(plan.windows)], model)
-        )
-        first += len(plan.windows)
+    sync_checkpointing(model, is_train)
+    plans = plan_docs(model, docs, model.facts)
+    starts = numpy.cumsum([0] + [len(p.windows) for p in plans])
+    encoded = encode_windows(model, [w for plan in plans for w in plan.windows], is_train=is_train)
+    doc_data = [plan.to_data(encoded, int(first), model) for plan, first in zip(plans, starts)]
     batch = LongTransformerBatch(
         spans=[plan.spans for plan in plans],
         wordpieces=WordpieceBatch.empty(),
@@ -206,39 +167,16 @@ def forward(
     with_output = [i for i, plan in enumerate(plans) if plan.windows]
 
     def backprop(d_batch: LongTransformerBatch) -> List[Doc]:
-        grads = [torch.zeros_like(out) for out in outputs]
-        starts = numpy.cumsum([0] + [len(p.windows) for p in plans])
+        d_windows = []
         for doc_i, d_data in zip(with_output, d_batch.doc_data):
             d_hidden = xp2torch(d_data.model_output.last_hidden_state)
             for k, window in enumerate(plans[doc_i].windows):
-                b, row = where[starts[doc_i] + k]
-                n = len(window)
-                grads[b][row, :n] += d_hidden[k, :n].to(grads[b].device, grads[b].dtype)
-        _backward(model, outputs, grads)
+                d_windows.append((int(starts[doc_i]) + k, d_hidden[k, : len(window)]))
+        encoded.backward(model, d_windows)
+        unscale_grads(model)
         return docs
 
     return batch, backprop
-
-
-def _backward(model: LongTransformerModel, outputs, grads) -> None:
-    """One backward pass over all encoder calls of the batch, scaled for fp16."""
-    scaler = model.shim._grad_scaler
-    grads = scaler.scale(grads, inplace=True)
-    torch.autograd.backward(outputs, grad_tensors=grads)
-    params = [p.grad for p in model.transformer.parameters() if p.grad is not None]
-    scaler.unscale(params)
-
-
-def _sync_checkpointing(model: LongTransformerModel, transformer, is_train: bool) -> None:
-    if not is_train or not transformer.supports_gradient_checkpointing:
-        return
-    wanted = model.attrs["gradient_checkpointing"]
-    if wanted and not transformer.is_gradient_checkpointing:
-        transformer.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
-    elif not wanted and transformer.is_gradient_checkpointing:
-        transformer.gradient_checkpointing_disable()
 
 
 class DocPlan:
@@ -262,16 +200,25 @@ class DocPlan:
             self.windows.append(WindowInput(ids=ids, global_positions=glob))
             self.spans.append(span)
 
-    def to_data(self, outputs, where, model: LongTransformerModel) -> TransformerData:
+    def to_data(
+        self, encoded: EncodedWindows, first: int, model: LongTransformerModel
+    ) -> TransformerData:
+        """The doc's TransformerData, each window padded to its longest only.
+
+        encoded (EncodedWindows): The encoder's output for the batch's windows.
+        first (int): Index of this doc's first window among them.
+        model (LongTransformerModel): The model.
+        RETURNS (TransformerData): The doc's data (empty without windows).
+        """
         if not self.windows:
             return TransformerData.empty()
         lengths = [len(w) for w in self.windows]
         row_length = max(lengths)
-        width = outputs[where[0][0]].shape[-1]
-        hidden = torch.zeros((len(self.windows), row_length, width), dtype=torch.float32)
-        hidden = hidden.to(outputs[where[0][0]].device)
-        for k, (b, row) in enumerate(where):
-            hidden[k, : lengths[k]] = outputs[b][row, : lengths[k]].detach()
+        head = encoded.rows(first, lengths[0])
+        hidden = torch.zeros((len(self.windows), row_length, head.shape[-1]), dtype=torch.float32)
+        hidden = hidden.to(head.device)
+        for k in range(len(self.windows)):
+            hidden[k, : lengths[k]] = encoded.rows(first + k, lengths[k]).detach()
         alignment = align_tokens_to_windows(
             self.pieces, self.bounds, n_prefix=self.n_prefix, row_length=row_length
         )
@@ -332,7 +279,7 @@ def _global_positions(selection, pieces: DocPieces, start: int, end: int, n_pref
     return sorted(set(positions))
 
 
-@registry.architectures("spacy-clinlong.LongTransformerModel.v1")
+@registry.architectures(MODEL_ARCH)
 def create_long_transformer_model_v1(
     name: str,
     get_spans: Optional[LongSpansT] = None,
@@ -369,16 +316,18 @@ def create_long_transformer_model_v1(
     RETURNS (Model[List[Doc], FullTransformerBatch]): The model.
     """
     return LongTransformerModel(
-        name,
-        get_spans=get_spans if get_spans is not None else configure_long_spans(),
-        global_attention=global_attention if global_attention is not None else global_cls,
-        max_length=max_length,
-        batch_wordpieces=batch_wordpieces,
-        tokenizer_config=tokenizer_config,
-        transformer_config=transformer_config,
-        mixed_precision=mixed_precision,
-        grad_scaler_config=grad_scaler_config,
-        gradient_checkpointing=gradient_checkpointing,
-        attention=attention,
-        torch_compile=torch_compile,
+        EncoderSettings(
+            name,
+            get_spans=get_spans,
+            global_attention=global_attention,
+            max_length=max_length,
+            batch_wordpieces=batch_wordpieces,
+            tokenizer_config=tokenizer_config,
+            transformer_config=transformer_config,
+            mixed_precision=mixed_precision,
+            grad_scaler_config=grad_scaler_config,
+            gradient_checkpointing=gradient_checkpointing,
+            attention=attention,
+            torch_compile=torch_compile,
+        )
     )

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from typing import List
 
 from spacy_transformers.data_classes import FullTransformerBatch, TransformerData
-from transformers.file_utils import ModelOutput
+from transformers.utils import ModelOutput
 
 
 @dataclass

@@ -15,7 +15,7 @@ from spacy_transformers.data_classes import TransformerData
 from spacy_transformers.layers import TransformerListener
 from thinc.api import Dropout, Linear, Logistic, Model, Relu, Softmax, chain
 from thinc.types import Floats2d
-from transformers.file_utils import ModelOutput
+from transformers.utils import ModelOutput
 
 POOLINGS = ("cls", "mean")
 

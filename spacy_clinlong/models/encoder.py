@@ -1,13 +1,101 @@
 """Running a Hugging Face encoder over windows in wordpiece-budget batches."""
 import contextlib
-from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy
 import torch
+from spacy.util import SimpleFrozenDict
+from thinc.api import Model
 
-from .fast_attention import PAD_MULTIPLE, has_fast_attention, use_fast_attention
-from .hf_loading import ModelFacts
+from .attention import PAD_MULTIPLE, has_fast_attention, use_fast_attention
+from .global_attention import GlobalAttentionT
+from .hf_loading import ModelFacts, load_hf
+from .long_spans import LongSpansT, configure_long_spans
+from .shim import LongHFShim, new_shim
+
+
+@dataclass
+class EncoderSettings:
+    """What a long-span encoder model is built with: the settings of
+    `spacy-clinlong.LongTransformerModel.v1`, which `spacy-clinlong.LongQAModel.v1`
+    shares (less global_attention).
+
+    name (str): Hub id or local directory of the encoder.
+    get_spans (Optional[Callable]): A long-span getter; None for
+        `spacy-clinlong.long_spans.v1` with its defaults.
+    global_attention (Optional[Callable]): A Longformer global-attention
+        chooser; None where the model chooses (the transformer architecture:
+        CLS only; the QA model always gives CLS and the question).
+    max_length (Optional[int]): Wordpiece budget per window, special tokens
+        included; None or 0 for the model's own (4096, 8192, 512).
+    batch_wordpieces (int): The most padded wordpieces per encoder call.
+    tokenizer_config (Dict[str, Any]): Keyword arguments for AutoTokenizer.
+    transformer_config (Dict[str, Any]): Keyword arguments for AutoConfig.
+    mixed_precision (bool): bf16 (or fp16) autocast on GPU; CPU stays fp32.
+    grad_scaler_config (Dict[str, Any]): Gradient scaling for fp16 training.
+    gradient_checkpointing (bool): Trade compute for memory when training.
+    attention (str): "fast": Longformer, BigBird and ModernBERT through
+        spacy-clinlong's attention, same weights and outputs; "hf": Hugging
+        Face's own.
+    torch_compile (bool): torch.compile each encoder layer (dynamic shapes)
+        once loaded; the first notes of each new shape pay for compiling.
+    """
+
+    name: str
+    get_spans: Optional[LongSpansT] = None
+    global_attention: Optional[GlobalAttentionT] = None
+    max_length: Optional[int] = None
+    batch_wordpieces: int = 16384
+    tokenizer_config: Dict[str, Any] = field(default_factory=SimpleFrozenDict)
+    transformer_config: Dict[str, Any] = field(default_factory=SimpleFrozenDict)
+    mixed_precision: bool = False
+    grad_scaler_config: Dict[str, Any] = field(default_factory=SimpleFrozenDict)
+    gradient_checkpointing: bool = False
+    attention: str = "fast"
+    torch_compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.get_spans is None:
+            self.get_spans = configure_long_spans()
+
+    def make_shim(self, *, auto_cls: Optional[str] = None) -> LongHFShim:
+        """Check the settings and make the model's (empty) shim; the weights
+        load later, at initialize or from_disk.
+
+        auto_cls (Optional[str]): The transformers Auto class; None for AutoModel.
+        RETURNS (LongHFShim): The shim.
+        """
+        return new_shim(
+            max_length=self.max_length,
+            batch_wordpieces=self.batch_wordpieces,
+            tokenizer_config=self.tokenizer_config,
+            transformer_config=self.transformer_config,
+            mixed_precision=self.mixed_precision,
+            grad_scaler_config=self.grad_scaler_config,
+            auto_cls=auto_cls,
+            attention=self.attention,
+            torch_compile=self.torch_compile,
+        )
+
+    def model_attrs(self) -> Dict[str, Any]:
+        """The settings the model keeps in its attrs, where the encoder reads
+        them at run time. thinc saves the plain values with the model, so the
+        keys are part of the saved format: do not rename them. The tokenizer,
+        transformer and grad scaler configs live in the shim instead.
+
+        RETURNS (Dict[str, Any]): The attrs; global_attention only when set.
+        """
+        attrs: Dict[str, Any] = {"name": str(self.name), "get_spans": self.get_spans}
+        if self.global_attention is not None:
+            attrs["global_attention"] = self.global_attention
+        attrs["max_length"] = self.max_length
+        attrs["batch_wordpieces"] = int(self.batch_wordpieces)
+        attrs["mixed_precision"] = bool(self.mixed_precision)
+        attrs["gradient_checkpointing"] = bool(self.gradient_checkpointing)
+        attrs["attention"] = self.attention
+        attrs["torch_compile"] = bool(self.torch_compile)
+        return attrs
 
 
 @dataclass
@@ -193,3 +281,163 @@ def run_batch(
     if read is not None:
         return read(output).float()
     return output.last_hidden_state.float()
+
+
+# The encoder core both architectures run on: `model` is a LongTransformerModel
+# or a LongQAModel (a thinc Model with a LongHFShim as its first layer's shim,
+# and the attrs of EncoderSettings.model_attrs).
+
+
+def load_encoder(model: Model, *, auto_cls: Optional[str] = None) -> Tuple[Any, Any]:
+    """Load the tokenizer and encoder named in the model's settings (weights
+    load here, at initialize, never at construction).
+
+    model (Model): The model.
+    auto_cls (Optional[str]): The transformers Auto class; None for AutoModel.
+    RETURNS (Tuple[PreTrainedTokenizerFast, PreTrainedModel]): The tokenizer and encoder.
+    """
+    hf = model.shim._hfmodel
+    return load_hf(
+        model.attrs["name"],
+        hf._init_tokenizer_config,
+        hf._init_transformer_config,
+        auto_cls=auto_cls,
+    )
+
+
+def sync_checkpointing(model: Model, is_train: bool) -> None:
+    """Switch the encoder's gradient checkpointing to the model's setting
+    before a training pass.
+
+    Hugging Face keeps the switch on the torch module, which loading replaces,
+    so it is checked on every training pass rather than once.
+    model (Model): The loaded model.
+    is_train (bool): Whether this pass trains; prediction leaves it alone.
+    """
+    transformer = model.transformer
+    if not is_train or not transformer.supports_gradient_checkpointing:
+        return
+    wanted = model.attrs["gradient_checkpointing"]
+    if wanted and not transformer.is_gradient_checkpointing:
+        transformer.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+    elif not wanted and transformer.is_gradient_checkpointing:
+        transformer.gradient_checkpointing_disable()
+
+
+def plan_windows(
+    model: Model, windows: Sequence[WindowInput], budget: Optional[int] = None
+) -> List[List[int]]:
+    """Group windows into encoder calls, padded as the loaded encoder pads.
+
+    model (Model): The loaded model.
+    windows (Sequence[WindowInput]): The windows.
+    budget (Optional[int]): The most padded wordpieces per call; None for the
+        model's batch_wordpieces.
+    RETURNS (List[List[int]]): Window indices per encoder call.
+    """
+    if budget is None:
+        budget = model.attrs["batch_wordpieces"]
+    return plan_batches(
+        [len(w) for w in windows],
+        budget=budget,
+        pad_multiple=pad_multiple(model.transformer, model.facts),
+    )
+
+
+class EncodedWindows:
+    """The encoder's output for batches of windows, and the way back.
+
+    outputs (List[torch.Tensor]): Per encoder call, (rows, padded length, ...)
+        fp32, attached to the graph when training.
+    where (Dict[int, Tuple[int, int]]): Window index -> (call, row).
+    """
+
+    def __init__(self, outputs: List[torch.Tensor], where: Dict[int, Tuple[int, int]]):
+        self.outputs = outputs
+        self.where = where
+
+    def rows(self, i: int, length: int) -> torch.Tensor:
+        """The output of window i.
+
+        i (int): The window index.
+        length (int): The window's length (its row is padded beyond it).
+        RETURNS (torch.Tensor): (length, ...) of its call's output.
+        """
+        b, row = self.where[i]
+        return self.outputs[b][row, :length]
+
+    def backward(
+        self,
+        model: Model,
+        d_windows: Iterable[Tuple[int, Union[numpy.ndarray, torch.Tensor]]],
+    ) -> None:
+        """Scatter gradients of the windows' outputs back into the calls' rows
+        and run one backward pass over all calls, scaled by the shim's grad
+        scaler (fp16). Gradients add up in the parameters' .grad: call
+        `unscale_grads` once the update's backward passes have run.
+
+        model (Model): The model that ran the windows.
+        d_windows (Iterable[Tuple[int, ndarray or Tensor]]): Window index and
+            the gradient of its first d.shape[0] positions.
+        """
+        grads = [torch.zeros_like(out) for out in self.outputs]
+        for i, d in d_windows:
+            b, row = self.where[i]
+            d = torch.as_tensor(d)
+            grads[b][row, : d.shape[0]] += d.to(grads[b].device, grads[b].dtype)
+        if self.outputs:
+            grads = model.shim._grad_scaler.scale(grads, inplace=True)
+            torch.autograd.backward(self.outputs, grad_tensors=grads)
+
+
+def encode_windows(
+    model: Model,
+    windows: Sequence[WindowInput],
+    batches: Optional[List[List[int]]] = None,
+    *,
+    is_train: bool,
+    read: Optional[Callable[..., torch.Tensor]] = None,
+) -> EncodedWindows:
+    """Run the encoder over windows, batch by batch.
+
+    model (Model): The loaded model.
+    windows (Sequence[WindowInput]): The windows.
+    batches (Optional[List[List[int]]]): Window indices per encoder call (from
+        `plan_windows`); None to plan all windows with batch_wordpieces.
+    is_train (bool): Keep the graph for a backward pass (else inference mode).
+    read (Optional[Callable]): Picks the tensor to keep from the model
+        output; None for the last hidden states.
+    RETURNS (EncodedWindows): The outputs, and where each window's row is.
+    """
+    if batches is None:
+        batches = plan_windows(model, windows)
+    transformer = model.transformer
+    facts = model.facts
+    outputs: List[torch.Tensor] = []
+    where: Dict[int, Tuple[int, int]] = {}
+    for b, idx in enumerate(batches):
+        outputs.append(
+            run_batch(
+                transformer,
+                [windows[i] for i in idx],
+                facts,
+                is_train=is_train,
+                mixed_precision=model.attrs["mixed_precision"],
+                read=read,
+            )
+        )
+        for row, i in enumerate(idx):
+            where[i] = (b, row)
+    return EncodedWindows(outputs, where)
+
+
+def unscale_grads(model: Model) -> None:
+    """Undo the grad scaler's scaling of the encoder's parameter gradients,
+    once per update, after its backward passes (a no-op unless fp16).
+
+    model (Model): The loaded model.
+    """
+    params = [p.grad for p in model.transformer.parameters() if p.grad is not None]
+    model.shim._grad_scaler.unscale(params)

@@ -51,7 +51,7 @@ class LongHFShim(PyTorchShim):
 
     def set_hf(self, tokenizer, transformer) -> None:
         """Install a loaded tokenizer and encoder, with the attention path chosen."""
-        from .fast_attention import compile_layers, use_fast_attention
+        from .attention import compile_layers, use_fast_attention
 
         use_fast_attention(transformer, getattr(self, "_attention", "fast") == "fast")
         transformer.to(get_torch_default_device())
@@ -130,7 +130,7 @@ def new_shim(
     torch_compile (bool): torch.compile each encoder layer once loaded.
     RETURNS (LongHFShim): The shim.
     """
-    from .fast_attention import ATTENTION_CHOICES
+    from .attention import ATTENTION_CHOICES
 
     if attention not in ATTENTION_CHOICES:
         raise ValueError(f"attention must be one of {ATTENTION_CHOICES}, got {attention!r}")

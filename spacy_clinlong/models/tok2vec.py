@@ -13,15 +13,13 @@ from spacy_transformers.layers import split_trf_batch, trfs2arrays
 from thinc.api import Model, chain
 from thinc.types import Floats2d, Ragged
 
-from .architecture import create_long_transformer_model_v1
+from .architecture import TOK2VEC_ARCH, LongTransformerModel
+from .encoder import EncoderSettings
 from .global_attention import GlobalAttentionT
 from .long_spans import LongSpansT
 
-_MODEL_ARCH = "spacy-clinlong.LongTransformerModel.v1"
-_TOK2VEC_ARCH = "spacy-clinlong.Tok2VecLongTransformer.v1"
 
-
-@registry.architectures(_TOK2VEC_ARCH)
+@registry.architectures(TOK2VEC_ARCH)
 def create_tok2vec_long_transformer_v1(
     name: str,
     pooling: Model[Ragged, Floats2d],
@@ -47,44 +45,22 @@ def create_tok2vec_long_transformer_v1(
     The remaining arguments are those of `spacy-clinlong.LongTransformerModel.v1`.
     RETURNS (Model[List[Doc], List[Floats2d]]): The tok2vec.
     """
-    transformer = create_long_transformer_model_v1(
-        name,
-        get_spans=get_spans,
-        global_attention=global_attention,
-        max_length=max_length,
-        batch_wordpieces=batch_wordpieces,
-        tokenizer_config=tokenizer_config,
-        transformer_config=transformer_config,
-        mixed_precision=mixed_precision,
-        grad_scaler_config=grad_scaler_config,
-        gradient_checkpointing=gradient_checkpointing,
-        attention=attention,
-        torch_compile=torch_compile,
+    transformer = LongTransformerModel(
+        EncoderSettings(
+            name,
+            get_spans=get_spans,
+            global_attention=global_attention,
+            max_length=max_length,
+            batch_wordpieces=batch_wordpieces,
+            tokenizer_config=tokenizer_config,
+            transformer_config=transformer_config,
+            mixed_precision=mixed_precision,
+            grad_scaler_config=grad_scaler_config,
+            gradient_checkpointing=gradient_checkpointing,
+            attention=attention,
+            torch_compile=torch_compile,
+        )
     )
     # A chain of a chain, the structure replace_listener gives (see
     # spacy-transformers' Tok2VecTransformer.v3), so saved weights line up.
     return chain(chain(transformer, split_trf_batch()), trfs2arrays(pooling, grad_factor))
-
-
-def replace_listener(model: Model) -> Model:
-    """The model a listener is replaced with: the transformer, split per doc."""
-    return chain(model, split_trf_batch())
-
-
-def replace_listener_cfg(tok2vec_model_cfg: Dict[str, Any], listener_model_cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """The config of a replaced listener: our tok2vec architecture with the
-    transformer's settings and the listener's pooling and grad_factor.
-
-    tok2vec_model_cfg (Dict[str, Any]): The transformer component's model config.
-    listener_model_cfg (Dict[str, Any]): The listener's config.
-    RETURNS (Dict[str, Any]): The config for the component's tok2vec.
-    """
-    result = dict(tok2vec_model_cfg)
-    if tok2vec_model_cfg.get("@architectures") == _MODEL_ARCH and "TransformerListener" in str(
-        listener_model_cfg.get("@architectures", "")
-    ):
-        result["@architectures"] = _TOK2VEC_ARCH
-        for key in ("pooling", "grad_factor"):
-            if key in listener_model_cfg and key not in result:
-                result[key] = listener_model_cfg[key]
-    return result

@@ -24,12 +24,22 @@ from spacy.tokens import Doc
 from spacy.util import SimpleFrozenDict, registry
 from thinc.api import Model
 
-from ..models.architecture import _sync_checkpointing
-from ..models.encoder import WindowInput, pad_multiple, plan_batches, round_up, run_batch
-from ..models.hf_loading import PairTemplate, load_hf, model_facts, pair_template
-from ..models.long_spans import LongSpansT, configure_long_spans
+from ..models.encoder import (
+    EncodedWindows,
+    EncoderSettings,
+    WindowInput,
+    encode_windows,
+    load_encoder,
+    pad_multiple,
+    plan_windows,
+    round_up,
+    sync_checkpointing,
+    unscale_grads,
+)
+from ..models.hf_loading import PairTemplate, model_facts, pair_template
+from ..models.long_spans import LongSpansT
 from ..models.pieces import DocPieces, align_pieces
-from ..models.shim import HFModelAccess, new_shim
+from ..models.shim import HFModelAccess
 from .qa_scoring import Candidate, decode  # noqa: F401 (decode lived here)
 
 AUTO_CLS = "AutoModelForQuestionAnswering"
@@ -135,59 +145,33 @@ class QAOutput:
 class LongQAModel(HFModelAccess, Model):
     """A thinc Model around a Hugging Face extractive QA model.
 
-    name (str) and the keyword-only settings: as `create_long_qa_model_v1`
-    (`spacy-clinlong.LongQAModel.v1`) documents them.
+    settings (EncoderSettings): The encoder settings (global_attention unused:
+        CLS and the question get global attention).
+    max_query_length (int) and backprop_wordpieces (Optional[int]): as
+        `create_long_qa_model_v1` (`spacy-clinlong.LongQAModel.v1`) documents them.
     """
 
     def __init__(
         self,
-        name: str,
+        settings: EncoderSettings,
         *,
-        get_spans: LongSpansT,
-        max_length: Optional[int] = None,
         max_query_length: int = 64,
-        batch_wordpieces: int = 16384,
         backprop_wordpieces: Optional[int] = None,
-        tokenizer_config: Dict[str, Any] = SimpleFrozenDict(),
-        transformer_config: Dict[str, Any] = SimpleFrozenDict(),
-        mixed_precision: bool = False,
-        grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
-        gradient_checkpointing: bool = False,
-        attention: str = "fast",
-        torch_compile: bool = False,
     ):
         if max_query_length < 1:
             raise ValueError(f"max_query_length must be >= 1, got {max_query_length}")
         if backprop_wordpieces is not None and backprop_wordpieces < 0:
             raise ValueError(f"backprop_wordpieces must be >= 0 (0: no limit), got {backprop_wordpieces}")
-        shim = new_shim(
-            max_length=max_length,
-            batch_wordpieces=batch_wordpieces,
-            tokenizer_config=tokenizer_config,
-            transformer_config=transformer_config,
-            mixed_precision=mixed_precision,
-            grad_scaler_config=grad_scaler_config,
-            auto_cls=AUTO_CLS,
-            attention=attention,
-            torch_compile=torch_compile,
-        )
-        wrapper = Model("clinlong-hf-qa", _wrapper_forward, shims=[shim])
+        wrapper = Model("clinlong-hf-qa", _wrapper_forward, shims=[settings.make_shim(auto_cls=AUTO_CLS)])
         super().__init__(
             "long-qa",
             forward,
             init=init,
             layers=[wrapper],
             attrs={
-                "name": str(name),
-                "get_spans": get_spans,
-                "max_length": max_length,
+                **settings.model_attrs(),
                 "max_query_length": int(max_query_length),
-                "batch_wordpieces": int(batch_wordpieces),
                 "backprop_wordpieces": backprop_wordpieces,
-                "mixed_precision": bool(mixed_precision),
-                "gradient_checkpointing": bool(gradient_checkpointing),
-                "attention": attention,
-                "torch_compile": bool(torch_compile),
                 "has_transformer": False,
                 "facts": None,
                 "template": None,
@@ -196,7 +180,7 @@ class LongQAModel(HFModelAccess, Model):
 
     @property
     def template(self) -> PairTemplate:
-        self.facts  # raises when not loaded
+        _ = self.facts  # raises when not loaded
         return PairTemplate(**self.attrs["template"])
 
 
@@ -208,13 +192,7 @@ def init(model: LongQAModel, X=None, Y=None) -> None:
     """Load the tokenizer and QA model (weights load here, not at construction)."""
     if model.attrs["has_transformer"]:
         return
-    hf = model.shim._hfmodel
-    tokenizer, transformer = load_hf(
-        model.attrs["name"],
-        hf._init_tokenizer_config,
-        hf._init_transformer_config,
-        auto_cls=AUTO_CLS,
-    )
+    tokenizer, transformer = load_encoder(model, auto_cls=AUTO_CLS)
     facts = model_facts(tokenizer, transformer, model.attrs["max_length"])
     template = pair_template(tokenizer)
     specials = len(template.prefix_ids) + len(template.middle_ids) + len(template.suffix_ids)
@@ -283,69 +261,24 @@ def _read_logits(output) -> torch.Tensor:
     return torch.stack([output.start_logits, output.end_logits], dim=-1)
 
 
-def _run(model: LongQAModel, windows: List[PairWindow], batches: List[List[int]], is_train: bool):
-    """Encode batches of windows: the logits tensors, and (batch, row) per window."""
-    outputs: List[torch.Tensor] = []
-    where: Dict[int, Tuple[int, int]] = {}
-    for b, idx in enumerate(batches):
-        outputs.append(
-            run_batch(
-                model.transformer,
-                [windows[i].input for i in idx],
-                model.facts,
-                is_train=is_train,
-                mixed_precision=model.attrs["mixed_precision"],
-                read=_read_logits,
-            )
-        )
-        for row, i in enumerate(idx):
-            where[i] = (b, row)
-    return outputs, where
-
-
-def _logits_of(windows, outputs, where, order: Sequence[int]) -> List[numpy.ndarray]:
+def _logits_of(windows: List[PairWindow], encoded: EncodedWindows, order: Sequence[int]) -> List[numpy.ndarray]:
     return [
-        outputs[where[i][0]][where[i][1], : len(windows[i].input)].detach().cpu().numpy().astype("float32")
-        for i in order
+        encoded.rows(i, len(windows[i].input)).detach().cpu().numpy().astype("float32") for i in order
     ]
 
 
-def _scaled_backward(model: LongQAModel, outputs, where, order, d_logits) -> None:
-    """Backpropagate logit gradients into the torch parameters' .grad (scaled, for fp16)."""
-    grads = [torch.zeros_like(out) for out in outputs]
-    for i, d in zip(order, d_logits):
-        b, row = where[i]
-        grads[b][row, : d.shape[0]] += torch.as_tensor(d).to(grads[b].device, grads[b].dtype)
-    if outputs:
-        grads = model.shim._grad_scaler.scale(grads, inplace=True)
-        torch.autograd.backward(outputs, grad_tensors=grads)
-
-
-def _unscale(model: LongQAModel) -> None:
-    params = [p.grad for p in model.transformer.parameters() if p.grad is not None]
-    model.shim._grad_scaler.unscale(params)
-
-
-def _batches(model: LongQAModel, windows: List[PairWindow], budget: int) -> List[List[int]]:
-    return plan_batches(
-        [len(w.input) for w in windows],
-        budget=budget,
-        pad_multiple=pad_multiple(model.transformer, model.facts),
-    )
-
-
 def forward(model: LongQAModel, queries: List[QAQuery], is_train: bool) -> Tuple[QAOutput, Callable]:
-    _sync_checkpointing(model, model.transformer, is_train)
+    sync_checkpointing(model, is_train)
     windows, pieces = encode_queries(model, queries)
     order = list(range(len(windows)))
-    outputs, where = _run(model, windows, _batches(model, windows, model.attrs["batch_wordpieces"]), is_train)
-    logits = _logits_of(windows, outputs, where, order)
+    encoded = encode_windows(model, [w.input for w in windows], is_train=is_train, read=_read_logits)
+    logits = _logits_of(windows, encoded, order)
 
     def backprop(d_logits: List[numpy.ndarray]) -> List[QAQuery]:
         # Holds the whole batch's activations: training goes through train_windows.
-        _scaled_backward(model, outputs, where, order, d_logits)
-        if outputs:
-            _unscale(model)
+        encoded.backward(model, zip(order, d_logits))
+        if encoded.outputs:
+            unscale_grads(model)
         return queries
 
     return QAOutput(windows, pieces, logits), backprop
@@ -376,7 +309,7 @@ def train_windows(model: LongQAModel, windows: List[PairWindow], get_grads: GetG
     stats = {"loss": 0.0, "chunks": 0, "peak_wordpieces": 0}
     if not windows:
         return stats
-    _sync_checkpointing(model, model.transformer, True)
+    sync_checkpointing(model, True)
     batch_budget = model.attrs["batch_wordpieces"]
     chunk_budget = model.attrs.get("backprop_wordpieces")
     if chunk_budget is None:
@@ -384,7 +317,8 @@ def train_windows(model: LongQAModel, windows: List[PairWindow], get_grads: GetG
     if chunk_budget > 0:
         batch_budget = min(batch_budget, chunk_budget)
     multiple = pad_multiple(model.transformer, model.facts)
-    batches = _batches(model, windows, batch_budget)
+    inputs = [w.input for w in windows]
+    batches = plan_windows(model, inputs, batch_budget)
     sizes = [len(b) * round_up(max(len(windows[i].input) for i in b), multiple) for b in batches]
     chunks: List[List[int]] = []
     held = 0
@@ -397,14 +331,14 @@ def train_windows(model: LongQAModel, windows: List[PairWindow], get_grads: GetG
     for chunk in chunks:
         chunk_batches = [batches[b] for b in chunk]
         stats["peak_wordpieces"] = max(stats["peak_wordpieces"], sum(sizes[b] for b in chunk))
-        outputs, where = _run(model, windows, chunk_batches, True)
+        encoded = encode_windows(model, inputs, chunk_batches, is_train=True, read=_read_logits)
         order = [i for idx in chunk_batches for i in idx]
-        loss, d_logits = get_grads(order, _logits_of(windows, outputs, where, order))
-        _scaled_backward(model, outputs, where, order, d_logits)
-        del outputs
+        loss, d_logits = get_grads(order, _logits_of(windows, encoded, order))
+        encoded.backward(model, zip(order, d_logits))
+        del encoded
         stats["loss"] += float(loss)
         stats["chunks"] += 1
-    _unscale(model)
+    unscale_grads(model)
     return stats
 
 
@@ -449,17 +383,19 @@ def create_long_qa_model_v1(
     RETURNS (Model[List[QAQuery], QAOutput]): The model.
     """
     return LongQAModel(
-        name,
-        get_spans=get_spans if get_spans is not None else configure_long_spans(),
-        max_length=max_length,
+        EncoderSettings(
+            name,
+            get_spans=get_spans,
+            max_length=max_length,
+            batch_wordpieces=batch_wordpieces,
+            tokenizer_config=tokenizer_config,
+            transformer_config=transformer_config,
+            mixed_precision=mixed_precision,
+            grad_scaler_config=grad_scaler_config,
+            gradient_checkpointing=gradient_checkpointing,
+            attention=attention,
+            torch_compile=torch_compile,
+        ),
         max_query_length=max_query_length,
-        batch_wordpieces=batch_wordpieces,
         backprop_wordpieces=backprop_wordpieces,
-        tokenizer_config=tokenizer_config,
-        transformer_config=transformer_config,
-        mixed_precision=mixed_precision,
-        grad_scaler_config=grad_scaler_config,
-        gradient_checkpointing=gradient_checkpointing,
-        attention=attention,
-        torch_compile=torch_compile,
     )
