@@ -5,9 +5,12 @@ random-weight model that the package builds itself (`tiny_models`).
 """
 import os
 from pathlib import Path
-from typing import Callable, Dict
+from typing import TYPE_CHECKING, Callable, Dict
 
 import pytest
+
+if TYPE_CHECKING:
+    import spacy
 
 # Nothing in the default suite may reach the network: a hub id must fail fast.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,7 +40,7 @@ def tiny_models(tmp_path_factory) -> Callable[[str], Path]:
         "modernbert", "bert") to its model directory. Treat it as read-only;
         copy it to change it.
     """
-    from spacy_clinlong.models.make_model import build_model
+    from spacy_clinlong.standins.make_model import build_model
 
     built: Dict[str, Path] = {}
 
@@ -83,9 +86,9 @@ def annotate_pipeline(tiny_models, tmp_path_factory) -> Path:
     import spacy
     from spacy.training import Example
 
-    from spacy_clinlong.clinical import add_medspacy
-    from spacy_clinlong.corpus.synth import generate_notes
-    from spacy_clinlong.corpus.synth_io import note_to_doc
+    from spacy_clinlong.corpus.synth.export import note_to_doc
+    from spacy_clinlong.corpus.synth.generator import generate_notes
+    from spacy_clinlong.integrations.medspacy import add_medspacy
 
     spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
@@ -113,7 +116,7 @@ def annotate_pipeline(tiny_models, tmp_path_factory) -> Path:
 def short_notes() -> Callable[[int], list]:
     """RETURNS (Callable[[int], list]): n synthetic notes as {"id", "text"}: paragraphs of
     synthetic notes under 500 characters, cycled (ids differ)."""
-    from spacy_clinlong.corpus.synth import generate_notes
+    from spacy_clinlong.corpus.synth.generator import generate_notes
 
     paragraphs = [p for note in generate_notes(30, seed=2) for p in note["text"].split("\n\n")
                   if p.strip() and len(p) < 500]

@@ -7,10 +7,10 @@ import spacy
 from spacy.util import load_config_from_str, load_model_from_config
 from typer.testing import CliRunner
 
-from spacy_clinlong import benchmark as bench
 from spacy_clinlong.cli import app
 from spacy_clinlong.configs import render
-from spacy_clinlong.corpus.synth import generate_notes
+from spacy_clinlong.corpus.synth.generator import generate_notes
+from spacy_clinlong.evaluation import bench
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +180,7 @@ def test_release_memory_gives_fragmented_heap_pages_back():
 
     import psutil
 
-    from spacy_clinlong.memory import release_memory
+    from spacy_clinlong.pipes.memory import release_memory
 
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("malloc_trim is glibc's")

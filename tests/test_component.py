@@ -8,7 +8,7 @@ import spacy
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from spacy_clinlong.corpus.synth import generate_notes
+from spacy_clinlong.corpus.synth.generator import generate_notes
 from spacy_clinlong.models import ModelLoadError
 from spacy_clinlong.models.pieces import tokenize_docs
 

@@ -11,7 +11,7 @@ def restore_extensions():
     saved = {(cls, name): cls.get_extension(name) for cls, name in
              [(Doc, "questions"), (Doc, "answers"), (Span, "score"), (Doc, "note_id")]}
     yield
-    for (cls, name), (default, method, getter, setter) in saved.items():
+    for (cls, name), (default, _method, getter, setter) in saved.items():
         kwargs = {"getter": getter, "setter": setter} if getter else {"default": default}
         cls.set_extension(name, force=True, **kwargs)
 

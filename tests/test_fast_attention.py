@@ -230,7 +230,7 @@ def test_fast_bigbird_full_attention_equals_hugging_face(lengths):
 
 
 def test_bigbird_pipeline_keeps_the_fast_path_across_attention_switches(trf_nlp, tiny_models):
-    from spacy_clinlong.corpus.synth import generate_notes
+    from spacy_clinlong.corpus.synth.generator import generate_notes
 
     nlp = trf_nlp(tiny_models("bigbird"))
     transformer = nlp.get_pipe("transformer").model.transformer

@@ -4,7 +4,7 @@ import pytest
 import spacy
 import torch
 
-from spacy_clinlong.corpus.synth import generate_notes
+from spacy_clinlong.corpus.synth.generator import generate_notes
 from spacy_clinlong.models.encoder import autocast_dtype
 
 pytestmark = pytest.mark.gpu
@@ -39,8 +39,14 @@ def test_fast_attention_matches_hugging_face_on_gpu(arch):
     against Hugging Face's stock modules: fp32 within 1e-4, bf16 close."""
     import copy
 
-    from transformers import BigBirdConfig, BigBirdModel, LongformerConfig, LongformerModel
-    from transformers import ModernBertConfig, ModernBertModel
+    from transformers import (
+        BigBirdConfig,
+        BigBirdModel,
+        LongformerConfig,
+        LongformerModel,
+        ModernBertConfig,
+        ModernBertModel,
+    )
 
     from spacy_clinlong.models.attention import has_fast_attention, use_fast_attention
 

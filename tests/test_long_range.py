@@ -4,8 +4,8 @@ import spacy
 import srsly
 from spacy.tokens import DocBin, Span
 
-from spacy_clinlong.long_range import bucket_of, long_range_scores
-from spacy_clinlong.report import summarize
+from spacy_clinlong.evaluation.long_range import bucket_of, long_range_scores
+from spacy_clinlong.evaluation.summary import summarize
 
 
 def _gold(nlp):

@@ -38,7 +38,7 @@ def test_long_note_windows_cover_everything_at_sentence_boundaries(nlp):
     windows = configure_long_spans(overlap=overlap)(doc, pieces, budget)
     assert len(windows) > 1
     assert windows[0][0] == 0 and windows[-1][1] == pieces.n_wordpieces
-    for (s1, e1), (s2, e2) in zip(windows, windows[1:]):
+    for (s1, e1), (s2, _e2) in zip(windows, windows[1:]):
         assert e1 - s1 <= budget
         assert s1 < s2 <= e1, "windows must overlap or touch, never leave a gap"
         assert overlap <= e1 - s2 <= 2 * overlap + len(sentence.split())

@@ -11,8 +11,14 @@ from typer.testing import CliRunner
 
 from spacy_clinlong.cli import app
 from spacy_clinlong.cli.make_model import Arch, Size
-from spacy_clinlong.models.make_model import ARCHS, SIZES, build_model, make_config, read_build_info
-from spacy_clinlong.models.make_model import special_ids
+from spacy_clinlong.standins.make_model import (
+    ARCHS,
+    SIZES,
+    build_model,
+    make_config,
+    read_build_info,
+    special_ids,
+)
 
 # (first id, last id) of tok("hello world") in the real checkpoints.
 FRAME = {"longformer": (0, 2), "bigbird": (65, 66), "modernbert": (50281, 50282), "bert": (101, 102)}

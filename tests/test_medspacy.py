@@ -8,7 +8,7 @@ import pytest
 import spacy
 from spacy.tokens import Span
 
-from spacy_clinlong.clinical import add_medspacy, doc_to_json
+from spacy_clinlong.integrations.medspacy import add_medspacy, doc_to_json
 
 NOTE = (
     "HISTORY OF PRESENT ILLNESS: Denies chest pain. Reports cough for two days.\n"
@@ -279,7 +279,7 @@ def test_clinlong_context_work_grows_linearly_with_the_note(monkeypatch):
 def test_quiet_pyrush_sets_pyrush_sentences_in_one_write():
     from PyRuSH import PyRuSHSentencizer
 
-    from spacy_clinlong.clinical.medspacy_pipes import QuietPyRuSH, set_sentence_starts
+    from spacy_clinlong.integrations.medspacy.pipes import QuietPyRuSH, set_sentence_starts
 
     nlp = spacy.blank("en")
     ours, stock = QuietPyRuSH(nlp, "ours"), PyRuSHSentencizer(nlp, name="stock")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import spacy
 
-from spacy_clinlong.clinical import add_medspacy
+from spacy_clinlong.integrations.medspacy import add_medspacy
 
 ROOT = Path(__file__).parent.parent
 

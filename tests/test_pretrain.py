@@ -12,7 +12,13 @@ from typer.testing import CliRunner
 
 from spacy_clinlong.cli import app
 from spacy_clinlong.corpus import generate_notes
-from spacy_clinlong.pretraining import NoteSource, PretrainSettings, mask_batch, pack_notes, run_pretraining
+from spacy_clinlong.pretraining import (
+    NoteSource,
+    PretrainSettings,
+    mask_batch,
+    pack_notes,
+    run_pretraining,
+)
 from spacy_clinlong.pretraining.notes import CorpusError, split_held_out
 from spacy_clinlong.pretraining.packing import NO_WORD, pad_batch
 from spacy_clinlong.pretraining.train import METRICS_FILE, training_arguments

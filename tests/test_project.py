@@ -5,6 +5,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 import srsly
 from spacy.tokens import DocBin
 
@@ -52,6 +53,7 @@ def test_model_and_corpus_steps_run(tmp_path):
     assert len(docs) == 8
 
 
+@pytest.mark.slow
 def test_offline_workflow_end_to_end(tmp_path):
     """`spacy project run all` offline: model, corpus, heads, evaluation, summary.
 

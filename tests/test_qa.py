@@ -10,11 +10,11 @@ from spacy.tokens import DocBin, Span
 from spacy.training import Example
 
 from spacy_clinlong.corpus import generate_notes, note_to_doc
-from spacy_clinlong.corpus.synth_qa import qa_excerpt
+from spacy_clinlong.corpus.synth.qa import qa_excerpt
 from spacy_clinlong.models.encoder import batch_tensors
+from spacy_clinlong.models.qa_model import QAOutput, QAQuery, encode_queries
 from spacy_clinlong.pipes import qa as qa_module
 from spacy_clinlong.pipes.qa import window_targets
-from spacy_clinlong.pipes.qa_model import QAOutput, QAQuery, encode_queries
 from spacy_clinlong.pipes.qa_scoring import decode, qa_score, score_answer, token_f1
 
 CONFIG = Path(__file__).parent.parent / "configs" / "qa_longformer.cfg"
@@ -182,7 +182,7 @@ def test_long_note_is_read_in_windows_and_late_windows_answer(qa_nlp, note):
 
 def test_every_gold_answer_is_a_target_and_every_question_weighs_the_same():
     from spacy_clinlong.models.encoder import WindowInput
-    from spacy_clinlong.pipes.qa_model import NotePieces, PairWindow
+    from spacy_clinlong.models.qa_model import NotePieces, PairWindow
 
     text = "a b c d e f g h"  # one wordpiece per letter
     zeros = numpy.zeros((8,), dtype="int64")

@@ -1,10 +1,10 @@
 """The metrics summary: overall table and long vs strided per label."""
-import srsly
 import pytest
+import srsly
 from typer.testing import CliRunner
 
 from spacy_clinlong.cli import app
-from spacy_clinlong.report import compare_labels, summarize
+from spacy_clinlong.evaluation.summary import compare_labels, summarize
 
 
 @pytest.fixture

@@ -138,7 +138,7 @@ def test_allergy_and_medication_items_share_local_templates(notes):
 def test_a_drug_name_says_little_about_its_list(notes):
     """Allergies are drawn like another patient's home list: guessing the list from the drug
     name alone does barely better than always guessing the larger list."""
-    from spacy_clinlong.corpus.synth_vocab import DRUG_NAMES
+    from spacy_clinlong.corpus.synth.vocab import DRUG_NAMES
 
     by_drug: Dict[str, Counter] = {}
     for note in notes:
@@ -190,7 +190,7 @@ def test_qa_answers_are_exact_and_some_impossible(notes):
 def test_qa_excerpts_keep_answers_exact_and_the_line_above(notes):
     import random
 
-    from spacy_clinlong.corpus.synth_qa import qa_excerpt
+    from spacy_clinlong.corpus.synth.qa import qa_excerpt
 
     for i, note in enumerate(notes[:60]):
         excerpt = qa_excerpt(note, random.Random(i))

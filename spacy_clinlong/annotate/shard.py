@@ -205,7 +205,7 @@ def annotate_shard(nlp, source: NoteInput, shard: Dict[str, Any], *, work_dir: P
     """
     from spacy.tokens import DocBin
 
-    from ..clinical.doc_json import doc_to_json
+    from ..integrations.medspacy.doc_json import doc_to_json
 
     notes, bad = read_shard(source, shard, max_chars=max_chars)
     lines: List[bytes] = []

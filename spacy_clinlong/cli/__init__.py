@@ -1,6 +1,19 @@
 """Command-line interface: `python -m spacy_clinlong COMMAND` or `spacy clinlong COMMAND`."""
+from . import (  # noqa: F401  (registers the commands)
+    add_medspacy,
+    annotate,
+    benchmark,
+    configs,
+    convert,
+    demo,
+    long_range,
+    make_model,
+    pretrain,
+    proof,
+    summarize,
+    synth,
+)
 from ._app import app
-from . import add_medspacy, annotate, benchmark, configs, convert, demo, long_range, make_model, pretrain, proof, summarize, synth  # noqa: F401  (registers the commands)
 
 
 def main() -> None:

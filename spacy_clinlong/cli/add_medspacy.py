@@ -26,7 +26,7 @@ def add_medspacy_cli(
     model, keeping the pipeline's tokenizer, and save the result (ready for `spacy package`)."""
     import spacy
 
-    from ..clinical import add_medspacy
+    from ..integrations.medspacy import add_medspacy
 
     nlp = spacy.load(model)
     try:

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from ._app import app
+from ._app import app, fail
 
 
 def _read_questions(path: Optional[Path]) -> List[str]:
@@ -84,12 +84,11 @@ def annotate_cli(
                            ray_address=ray_address, restart=restart, note_timeout=note_timeout or None,
                            echo=typer.echo)
     except (JobError, InputError, ValueError, OSError) as err:
-        typer.echo(f"annotate: {err}", err=True)
-        raise typer.Exit(code=1) from None
+        fail(f"annotate: {err}")
     except (KeyboardInterrupt, _Terminated) as err:
-        typer.echo(f"annotate: stopped by {'SIGTERM' if isinstance(err, _Terminated) else 'Ctrl-C'}; the finished "
-                   f"shards are saved in {str(output)!r}, and the same command resumes the job.", err=True)
-        raise typer.Exit(code=143 if isinstance(err, _Terminated) else 130) from None
+        fail(f"annotate: stopped by {'SIGTERM' if isinstance(err, _Terminated) else 'Ctrl-C'}; the finished "
+             f"shards are saved in {str(output)!r}, and the same command resumes the job.",
+             code=143 if isinstance(err, _Terminated) else 130)
     finally:
         signal.signal(signal.SIGTERM, previous)
     typer.echo(describe(summary))

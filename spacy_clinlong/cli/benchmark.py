@@ -91,7 +91,7 @@ def benchmark_cli(
     alternating on the same notes in one run. Stand-in models with random
     weights are built once (speed does not depend on the weights).
     """
-    from .. import benchmark as bench
+    from ..evaluation import bench
 
     if gpu_id is not None and gpu_id < 0:
         gpu_id = None

@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from ._app import app
+from ._app import app, fail
 
 
 # Kept in step with spacy_clinlong.corpus.readers.FORMATS by a test.
@@ -45,8 +45,7 @@ def convert_cli(
     from ..io import InputError
 
     if not input_path.exists():
-        typer.echo(f"Input path does not exist: {input_path}", err=True)
-        raise typer.Exit(1)
+        fail(f"Input path does not exist: {input_path}")
     options = {}
     if fmt in (Format.jsonl, Format.csv):
         options.update(text_field=text_field, labels_field=labels_field,
@@ -54,17 +53,14 @@ def convert_cli(
         if fmt == Format.csv:
             options["id_field"] = id_field
     elif text_field or labels_field or id_field or labels:
-        typer.echo(f"--text-field/--labels-field/--id-field/--labels do not apply to {fmt.value}", err=True)
-        raise typer.Exit(1)
+        fail(f"--text-field/--labels-field/--id-field/--labels do not apply to {fmt.value}")
     if fmt in (Format.brat, Format.i2b2, Format.jsonl):
         options["span_key"] = span_key
     try:
         report = convert_corpus(fmt.value, input_path, output_path, lang=lang, **options)
     except InputError as err:
-        typer.echo(f"convert: {err}", err=True)
-        raise typer.Exit(1) from None
+        fail(f"convert: {err}")
     typer.echo(report.summary())
     if not report.n_docs:
-        typer.echo(f"Nothing converted from {input_path} as {fmt.value}; no output written.", err=True)
-        raise typer.Exit(1)
+        fail(f"Nothing converted from {input_path} as {fmt.value}; no output written.")
     typer.echo(f"Wrote {report.n_docs} docs to {output_path}")

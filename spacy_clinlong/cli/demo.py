@@ -33,8 +33,8 @@ def demo_cli(
     and show what it produced."""
     import spacy
 
-    from ..corpus.synth import generate_notes, write_corpus
-    from ..models.make_model import build_model
+    from ..corpus.synth.generator import generate_notes, write_corpus
+    from ..standins.make_model import build_model
 
     arch = arch_choice.value
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,8 @@ def train_demo_pipeline(output_dir: Path, model_dir: Path, *, train_steps: int, 
     import spacy
     from spacy.cli.train import train
 
-    from ..clinical import add_medspacy
     from ..configs import render
+    from ..integrations.medspacy import add_medspacy
 
     arch = json.loads((Path(model_dir) / "config.json").read_text())["model_type"]
     config_model = CONFIG_MODEL.get({"big_bird": "bigbird"}.get(arch, arch), "longformer")

@@ -23,7 +23,7 @@ def long_range_cli(
     from spacy.tokens import DocBin
     from thinc.api import require_gpu
 
-    from ..long_range import long_range_scores
+    from ..evaluation.long_range import long_range_scores
 
     if gpu_id >= 0:
         require_gpu(gpu_id)

@@ -8,7 +8,7 @@ from ._app import app, fail
 
 
 # Enums (not free strings) so typer rejects a bad --arch/--size listing the choices.
-# Kept in step with spacy_clinlong.models.make_model.ARCHS/SIZES by a test.
+# Kept in step with spacy_clinlong.standins.make_model.ARCHS/SIZES by a test.
 class Arch(str, Enum):
     longformer = "longformer"
     bigbird = "bigbird"
@@ -42,7 +42,7 @@ def make_model_cli(
     for speed and memory figures; `--size tiny` is for tests and demos.
     """
     # Imported here: torch and transformers would slow down every other command's --help.
-    from ..models.make_model import build_model, read_build_info
+    from ..standins.make_model import build_model, read_build_info
 
     try:
         path = build_model(

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from ._app import app
+from ._app import app, fail
 
 
 class Precision(str, Enum):
@@ -66,9 +66,7 @@ def pretrain_cli(
     """
     if gpu_id is not None and gpu_id >= 0:
         if "LOCAL_RANK" in os.environ:
-            typer.secho("--gpu-id picks one GPU; under torchrun or accelerate leave it out.", fg=typer.colors.RED,
-                        err=True)
-            raise typer.Exit(code=1)
+            fail("--gpu-id picks one GPU; under torchrun or accelerate leave it out.")
         # Before torch initializes CUDA, so the Trainer's cuda:0 is that GPU.
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_id)
     from ..models.hf_loading import ModelLoadError
@@ -87,8 +85,7 @@ def pretrain_cli(
     try:
         metrics = run_pretraining(model, corpus, output_dir, settings)
     except (ValueError, CorpusError, ModelLoadError) as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1)
+        fail(str(err))
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun or accelerate, the first process reports
     if metrics_copy is not None:
@@ -128,8 +125,7 @@ def extend_cli(
         record = extend_model(source, output_dir, max_length=max_length, attention=attention.value,
                               attention_window=attention_window, block_size=block_size)
     except (ValueError, ModelLoadError) as err:
-        typer.secho(str(err), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1)
+        fail(str(err))
     typer.echo(f"Wrote a {record['attention']} model of {record['max_length']} wordpieces from "
                f"{record['source_type']} ({record['source_positions']} positions) to {output_dir.resolve()}")
     typer.echo("Masked-LM head: " + ("copied" if record["mlm_head_copied"] else

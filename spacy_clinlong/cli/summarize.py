@@ -12,7 +12,7 @@ def summarize_cli(
     output: Path = typer.Argument(..., help="Markdown file to write"),
 ) -> None:
     """Summarize metrics: overall per task and system, and per label side by side."""
-    from ..report import write_summary
+    from ..evaluation.summary import write_summary
 
     try:
         lines = write_summary(metrics_dir, output)

@@ -1,5 +1,7 @@
-"""Evaluation beyond a component's own scorer: trivial QA baselines and QA
-scores by the answer's distance from its section header."""
+"""Evaluation beyond a component's own scorer: trivial QA baselines, scores by
+distance from the section header (`long_range`, QA by distance), the proof
+tables (`proof`), the workflow summary (`summary`) and the speed benchmark
+(`bench`)."""
 
 from .qa_baselines import (
     BASELINES,

@@ -12,8 +12,14 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
-from ..long_range import long_range_scores
-from .qa_baselines import BASELINES, pipeline_answers, question_scores, scores_by_distance, summarize
+from .long_range import long_range_scores
+from .qa_baselines import (
+    BASELINES,
+    pipeline_answers,
+    question_scores,
+    scores_by_distance,
+    summarize,
+)
 
 # (name, description, the check on the report)
 TARGETS = (
@@ -86,7 +92,7 @@ def check_targets(report: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 def machine(gpu_id: int = -1) -> Dict[str, Any]:
     """RETURNS (Dict[str, Any]): CPU, cores, library versions and the device, as the benchmark reports them."""
-    from ..benchmark import machine_facts
+    from .bench import machine_facts
 
     return machine_facts(gpu_id if gpu_id >= 0 else None)
 

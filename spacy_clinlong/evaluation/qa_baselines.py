@@ -31,9 +31,9 @@ from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from ..long_range import BEYOND, bucket_of
 from ..pipes.extensions import answer_texts
 from ..pipes.qa_scoring import GOLD_KEY, normalize_answer, score_answer
+from .long_range import BEYOND, bucket_of
 
 AnswerFn = Callable[[Doc, str], Optional[str]]
 _SENT_END = {".", "?", "!", ";"}

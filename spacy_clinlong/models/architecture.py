@@ -18,7 +18,7 @@ from thinc.api import Model, chain, torch2xp, xp2torch
 from thinc.types import Ragged
 from transformers.utils import ModelOutput
 
-from ..types import LongBatchT
+from .types import LongBatchT
 from .batch import LongTransformerBatch
 from .encoder import (
     EncodedWindows,

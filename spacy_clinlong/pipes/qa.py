@@ -32,8 +32,8 @@ from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
+from ..models.qa_model import PairWindow, QAOutput, QAQuery, encode_queries, train_windows
 from .extensions import StoredAnswer, install_extensions, store_answers
-from .qa_model import PairWindow, QAOutput, QAQuery, encode_queries, train_windows
 from .qa_scoring import GOLD_KEY, decode, gold_chars, qa_score, window_targets
 
 install_extensions()
@@ -294,7 +294,8 @@ class LongQA(TrainablePipe):
         if missing:
             warnings.warn(
                 f"{len(missing)} of {total} training docs have no QA gold in "
-                f"doc.user_data[{GOLD_KEY!r}] and teach nothing: {', '.join(missing[:20])}"
+                f"doc.user_data[{GOLD_KEY!r}] and teach nothing: {', '.join(missing[:20])}",
+                stacklevel=2,
             )
         self.model.initialize()
 

@@ -22,7 +22,7 @@ from spacy.training import Example
 from spacy.util import registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .qa_model import NotePieces, PairWindow, QAOutput
+    from ..models.qa_model import NotePieces, PairWindow, QAOutput
 
 GOLD_KEY = "clinlong_qa"
 

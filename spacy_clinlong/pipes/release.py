@@ -10,7 +10,7 @@ last head; a pipeline that wants the hidden states afterwards leaves it out
 (`spacy.load(name, exclude=["clinlong_drop_trf_data"])`).
 
 Every `release_every` docs it also hands the C heap's free pages back to the
-operating system (`spacy_clinlong.memory.release_memory`): without that, the
+operating system (`spacy_clinlong.pipes.memory.release_memory`): without that, the
 resident set of a long annotation run creeps up with heap fragmentation.
 """
 from typing import Iterable, Iterator
@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..memory import release_memory
+from .memory import release_memory
 
 ATTR = "trf_data"
 

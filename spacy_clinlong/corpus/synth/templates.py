@@ -1,11 +1,11 @@
 """Sentence templates, section headers and plain word pools for the synthetic notes.
 
-Template syntax is described in `synth_builder`. Entity pools are the
-tuples in `synth_vocab`; `POOLS` maps the names used in templates to them.
+Template syntax is described in `builder`. Entity pools are the
+tuples in `vocab`; `POOLS` maps the names used in templates to them.
 """
 from typing import Dict, Sequence, Tuple
 
-from . import synth_vocab as V
+from . import vocab as V
 
 # Canonical section name -> header variants as printed (uppercase, no colon).
 HEADERS: Dict[str, Tuple[str, ...]] = {
@@ -221,7 +221,7 @@ INSTRUCTION_LINES: Tuple[str, ...] = (
     "Seek care right away for {P:symptom|hyp} lasting more than a few minutes.",
 )
 
-# Condition mentions that must not set the note label (see synth_sections).
+# Condition mentions that must not set the note label (see sections).
 NEG_COND: Tuple[str, ...] = (
     "There was no evidence of {P:cond|neg} during this admission.",
     "{He} has no history of {P:cond|neg}.",

@@ -24,7 +24,7 @@ from spacy.tokens import Doc
 from spacy.util import SimpleFrozenDict, registry
 from thinc.api import Model
 
-from ..models.encoder import (
+from .encoder import (
     EncodedWindows,
     EncoderSettings,
     WindowInput,
@@ -36,11 +36,10 @@ from ..models.encoder import (
     sync_checkpointing,
     unscale_grads,
 )
-from ..models.hf_loading import PairTemplate, model_facts, pair_template
-from ..models.long_spans import LongSpansT
-from ..models.pieces import DocPieces, align_pieces
-from ..models.shim import HFModelAccess
-from .qa_scoring import Candidate, decode  # noqa: F401 (decode lived here)
+from .hf_loading import PairTemplate, model_facts, pair_template
+from .long_spans import LongSpansT
+from .pieces import DocPieces, align_pieces
+from .shim import HFModelAccess
 
 AUTO_CLS = "AutoModelForQuestionAnswering"
 

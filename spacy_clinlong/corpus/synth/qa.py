@@ -9,7 +9,7 @@ import bisect
 import random
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import synth_vocab as V
+from . import vocab as V
 
 Marks = Dict[str, List[Tuple[int, int]]]
 QA = Dict[str, Any]

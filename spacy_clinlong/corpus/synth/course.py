@@ -7,10 +7,10 @@ paragraphs are the filler used to reach the note's length target.
 import random
 from typing import List, Optional, Tuple
 
-from . import synth_templates as T
-from . import synth_vocab as V
-from .synth_builder import SectionBuilder
-from .synth_sections import (
+from . import templates as T
+from . import vocab as V
+from .builder import SectionBuilder
+from .sections import (
     POOLS,
     Plan,
     cond_sentence,

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional
 
 from spacy.tokens import Doc, Span
 
-from ..pipes.extensions import answer_entries
+from ...pipes.extensions import answer_entries
 
 CONTEXT_FLAGS = ("is_negated", "is_historical", "is_family", "is_hypothetical", "is_uncertain")
 

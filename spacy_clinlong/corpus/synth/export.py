@@ -14,7 +14,7 @@ Per split (train/dev/test) three files:
 - `{split}.jsonl`: the note dicts, one per line.
 - `qa_{split}.json`: SQuAD v2.0 JSON.
 With `qa_excerpts`, also `{split}_qa_excerpts.spacy` for train and dev: each
-note cut to its answer lines and their headers (`synth_qa.qa_excerpt`), QA
+note cut to its answer lines and their headers (`qa.qa_excerpt`), QA
 gold only, for training a QA model quickly before reading whole notes.
 """
 import random
@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterable, List, Sequence, Tuple, Union
 
 import srsly
 
-from .synth_qa import qa_excerpt
+from .qa import qa_excerpt
 
 SPLIT_NAMES: Tuple[str, ...] = ("train", "dev", "test")
 CONTEXT_FLAGS: Tuple[Tuple[str, str], ...] = (

@@ -1,22 +1,5 @@
-"""Speed and memory of whole-note pipelines against spaCy's strided windows.
-
-One run, the same notes, the systems alternating repeat by repeat:
-
-- (a) this package's long-span pipeline (`spacy-clinlong.LongTransformerModel.v1`)
-  over Longformer, BigBird and ModernBERT;
-- (b) stock spacy-transformers, strided 128/96 spans, over BERT: the baseline
-  every ratio is taken against;
-- (c) stock spacy-transformers, whole-note spans (`doc_spans.v1`), over Hugging
-  Face's own Longformer.
-
-Each system is warmed up, then reads every note `repeats` times, as
-`spacy benchmark speed` does; words/s is reported per repeat (mean, min, max),
-with wordpieces/s, p50/p95 latency per note (the time of the batch that holds
-it), peak RSS and CUDA max allocated. Models are random-weight stand-ins built
-by `make-model` (speed does not depend on the weights) unless given.
-"""
+"""Timing and memory: runs, repeats, RSS sampling, machine facts, the corpus memory run."""
 import itertools
-import json
 import os
 import platform
 import statistics
@@ -26,95 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
-BASELINE = "strided-bert"
-
-
-@dataclass(frozen=True)
-class System:
-    """One pipeline the benchmark runs.
-
-    key (str): Short name (JSON, plot).
-    label (str): What it is, for people.
-    arch (str): The make-model arch of its encoder.
-    kind (str): "clinlong" (a), "strided" (b) or "whole" (c).
-    """
-
-    key: str
-    label: str
-    arch: str
-    kind: str
-
-
-SYSTEMS = (
-    System("longformer", "(a) spacy-clinlong, whole note, Longformer (banded attention)", "longformer", "clinlong"),
-    System("bigbird", "(a) spacy-clinlong, whole note, BigBird", "bigbird", "clinlong"),
-    System("modernbert", "(a) spacy-clinlong, whole note, ModernBERT", "modernbert", "clinlong"),
-    System(BASELINE, "(b) spacy-transformers, strided 128/96, BERT", "bert", "strided"),
-    System("hf-longformer", "(c) spacy-transformers, whole note, Hugging Face Longformer", "longformer", "whole"),
+from .report import check_targets
+from .systems import (
+    BASELINE,
+    SYSTEM_KEYS,
+    SYSTEMS,
+    System,
+    build_pipeline,
+    count_wordpieces,
+    ensure_models,
+    fits_whole,
 )
-SYSTEM_KEYS = tuple(s.key for s in SYSTEMS)
-
-
-def build_pipeline(system: System, model_dir: Path, *, gpu: bool):
-    """A spaCy pipeline for one system, initialized.
-
-    system (System): The system.
-    model_dir (Path): Its encoder (hub id or directory).
-    gpu (bool): Mixed precision (bf16/fp16) on GPU, for every system alike.
-    RETURNS (Language): The pipeline.
-    """
-    import spacy
-
-    nlp = spacy.blank("en")
-    nlp.max_length = 10**7
-    if system.kind == "clinlong":
-        model = {
-            "@architectures": "spacy-clinlong.LongTransformerModel.v1",
-            "name": str(model_dir),
-            "mixed_precision": gpu,
-        }
-        nlp.add_pipe("transformer", config={"model": model, "max_batch_items": 262144})
-        nlp.add_pipe("clinlong_drop_trf_data")
-    else:
-        spans = (
-            {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 128, "stride": 96}
-            if system.kind == "strided"
-            else {"@span_getters": "spacy-transformers.doc_spans.v1"}
-        )
-        model = {
-            "@architectures": "spacy-transformers.TransformerModel.v3",
-            "name": str(model_dir),
-            "get_spans": spans,
-            "mixed_precision": gpu,
-            "tokenizer_config": {"use_fast": True},
-        }
-        nlp.add_pipe("transformer", config={"model": model})
-    nlp.initialize()
-    return nlp
-
-
-def ensure_models(archs: Iterable[str], size: str, models_dir: Path) -> Dict[str, Path]:
-    """Build (or reuse) a random-weight model per arch with make-model.
-
-    archs (Iterable[str]): make-model archs.
-    size (str): "base" or "tiny".
-    models_dir (Path): Where the models live (models_dir / f"{arch}-{size}").
-    RETURNS (Dict[str, Path]): Directory per arch.
-    """
-    from .models.make_model import build_model, read_build_info
-
-    found = {}
-    for arch in sorted(set(archs)):
-        path = models_dir / f"{arch}-{size}"
-        try:
-            info = read_build_info(path)
-            ready = info.get("complete") and info.get("arch") == arch and info.get("size") == size
-        except (OSError, ValueError):
-            ready = False
-        if not ready:
-            build_model(arch=arch, size=size, output_dir=path)
-        found[arch] = path
-    return found
 
 
 class RssSampler:
@@ -254,25 +159,6 @@ def machine_facts(gpu_id: Optional[int]) -> Dict[str, Any]:
     return facts
 
 
-def count_wordpieces(model_dir: Path, texts: Sequence[str]) -> List[int]:
-    """Content wordpieces per note with a model's own tokenizer (no specials,
-    no window overlap counted)."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    encoded = tokenizer(list(texts), add_special_tokens=False, verbose=False)
-    return [len(ids) for ids in encoded["input_ids"]]
-
-
-def fits_whole(model_dir: Path, texts: Sequence[str]) -> List[bool]:
-    """Whether each note fits Longformer's budget whole (system c has no other way)."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(str(model_dir))
-    budget = int(config.max_position_embeddings) - int(config.pad_token_id) - 1 - 2
-    return [n <= budget for n in count_wordpieces(model_dir, texts)]
-
-
 def run_benchmark(
     texts: Sequence[str],
     *,
@@ -379,116 +265,9 @@ def run_benchmark(
     }
 
 
-def check_targets(summaries: List[Dict[str, Any]], *, gpu: bool) -> Dict[str, Any]:
-    """The speed and memory targets, as met or not (None where a system did not run)."""
-    by_key = {s["key"]: s for s in summaries}
-    ours, strided, stock = by_key.get("longformer"), by_key.get(BASELINE), by_key.get("hf-longformer")
-
-    def ratio(a, b):
-        return None if a is None or b is None else a["words_per_s"] / b["words_per_s"]
-
-    vs_strided, vs_stock = ratio(ours, strided), ratio(ours, stock)
-    if gpu:
-        targets = {
-            "longformer_wordpieces_per_s": None if ours is None else ours["wordpieces_per_s"],
-            "longformer_at_least_1m_wordpieces_per_s": None if ours is None else ours["wordpieces_per_s"] >= 1e6,
-            "longformer_vs_hf_longformer": vs_stock,
-            "longformer_at_least_5x_hf_longformer": None if vs_stock is None else vs_stock >= 5,
-        }
-    else:
-        targets = {
-            "longformer_vs_strided": vs_strided,
-            "longformer_at_least_1.3x_strided": None if vs_strided is None else vs_strided >= 1.3,
-            "longformer_vs_hf_longformer": vs_stock,
-            "longformer_at_least_2.5x_hf_longformer": None if vs_stock is None else vs_stock >= 2.5,
-        }
-    return targets
-
-
-def plot(report: Dict[str, Any], path: Path) -> Path:
-    """A bar chart of words/s per system, min-max whiskers, ratio to (b).
-
-    report (Dict[str, Any]): What run_benchmark returned.
-    path (Path): The PNG to write.
-    RETURNS (Path): The path.
-    """
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError(
-            "--plot needs matplotlib: pip install 'spacy-clinlong[bench]' (or matplotlib)"
-        ) from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    systems = report["systems"]
-    names = [s["key"] for s in systems]
-    means = [s["words_per_s"] for s in systems]
-    low = [s["words_per_s"] - s["words_per_s_min"] for s in systems]
-    high = [s["words_per_s_max"] - s["words_per_s"] for s in systems]
-    colors = ["#2b6cb0" if s["key"] in ("longformer", "bigbird", "modernbert") else "#a0aec0" for s in systems]
-    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=120)
-    bars = ax.bar(names, means, yerr=[low, high], capsize=4, color=colors)
-    for bar, s in zip(bars, systems):
-        ratio = s.get("ratio_to_strided")
-        if ratio is not None:
-            ax.annotate(
-                f"{ratio:.2f}x",
-                (bar.get_x() + bar.get_width() / 2, s["words_per_s_max"]),
-                ha="center",
-                va="bottom",
-                xytext=(0, 3),
-                textcoords="offset points",
-            )
-    machine = report["machine"]
-    notes = report["notes"]
-    ax.set_ylabel("words / s (higher is better)")
-    ax.set_title(
-        f"{notes['count']} notes, {notes['words_per_note']:.0f} words each on average; "
-        f"{machine['device']} {machine['dtype']}\n{machine['cpu']}, {machine['cpu_count']} cores",
-        fontsize=8,
-    )
-    ax.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def write_report(report: Dict[str, Any], path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf8")
-    return path
-
-
-def format_table(report: Dict[str, Any]) -> str:
-    """A Markdown table of the systems (what the README shows)."""
-    gpu = report["machine"]["device"] != "cpu"
-    head = "| system | words/s (min-max) | wordpieces/s | vs (b) | p50 / p95 s per note | RSS while reading, MB |"
-    rule = "|---|---|---|---|---|---|"
-    if gpu:
-        head += " CUDA max MB |"
-        rule += "---|"
-    rows = [head, rule]
-    for s in report["systems"]:
-        ratio = s.get("ratio_to_strided")
-        row = (
-            f"| {s['label']} | {s['words_per_s']:,.0f} ({s['words_per_s_min']:,.0f}-{s['words_per_s_max']:,.0f}) "
-            f"| {s['wordpieces_per_s']:,.0f} | {'-' if ratio is None else f'{ratio:.2f}x'} "
-            f"| {s['latency_p50_s']:.2f} / {s['latency_p95_s']:.2f} | +{s['working_rss_mb']:,.0f} |"
-        )
-        if gpu:
-            row += f" {s['cuda_max_allocated_mb']:,.0f} |"
-        rows.append(row)
-    return "\n".join(rows)
-
-
 def synthetic_stream(n: int, *, seed: int = 0, chunk: int = 200) -> Iterable[str]:
     """n synthetic notes, generated a chunk at a time (never all in memory)."""
-    from .corpus.synth import generate_notes
+    from ...corpus.synth import generate_notes
 
     made = 0
     part = 0

@@ -30,11 +30,18 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 import torch
-from transformers import AutoModel, BertConfig, BigBirdConfig, LongformerConfig
-from transformers import ModernBertConfig, PretrainedConfig, PreTrainedTokenizerBase
+from transformers import (
+    AutoModel,
+    BertConfig,
+    BigBirdConfig,
+    LongformerConfig,
+    ModernBertConfig,
+    PretrainedConfig,
+    PreTrainedTokenizerBase,
+)
 
 from ..about import __version__
-from .tokenizers import train_tokenizer
+from .wordpiece import train_tokenizer
 
 ARCHS = ("longformer", "bigbird", "modernbert", "bert")
 SIZES = ("tiny", "base")
@@ -223,7 +230,7 @@ def default_texts(n: int = DEFAULT_NOTES) -> Tuple[str, ...]:
     n (int): Number of notes.
     RETURNS (Tuple[str, ...]): The note texts.
     """
-    from ..corpus.synth import generate_notes
+    from ..corpus.synth.generator import generate_notes
 
     return tuple(note["text"] for note in generate_notes(n, seed=0))
 

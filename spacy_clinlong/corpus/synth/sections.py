@@ -8,9 +8,9 @@ determined by its seed.
 import random
 from typing import Any, Dict, List, Sequence
 
-from . import synth_templates as T
-from . import synth_vocab as V
-from .synth_builder import SectionBuilder
+from . import templates as T
+from . import vocab as V
+from .builder import SectionBuilder
 
 Plan = Dict[str, Any]
 POOLS = T.POOLS

@@ -27,10 +27,23 @@ from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
 import sentencepiece
-from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers
-from tokenizers import pre_tokenizers, processors, trainers
-from transformers import AutoTokenizer, BertTokenizerFast, BigBirdTokenizerFast
-from transformers import LongformerTokenizerFast, PreTrainedTokenizerFast
+from tokenizers import (
+    AddedToken,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
+from transformers import (
+    AutoTokenizer,
+    BertTokenizerFast,
+    BigBirdTokenizerFast,
+    LongformerTokenizerFast,
+    PreTrainedTokenizerFast,
+)
 
 # A pair must occur twice to become a merge: one-off strings (ids, dates) stay split.
 MIN_FREQUENCY = 2

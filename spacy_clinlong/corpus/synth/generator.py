@@ -23,9 +23,9 @@ ConText flags follow medspacy's meaning: negated ("denies chest pain", "no
 evidence of pneumonia"), historical ("history of ...", past medical and
 surgical history items), family ("Mother with breast cancer") and
 hypothetical ("return if you develop fever"). Section names are canonical
-(`synth_templates.HEADERS` keys, e.g. ALLERGIES, DISCHARGE_MEDICATIONS) while
+(`templates.HEADERS` keys, e.g. ALLERGIES, DISCHARGE_MEDICATIONS) while
 the printed headers vary. Entities and sections always start and end on
-token boundaries of `spacy.blank("en")`. `write_corpus` (in `synth_io`)
+token boundaries of `spacy.blank("en")`. `write_corpus` (in `export`)
 describes the files.
 
 Note i depends only on (seed, i): its random source is seeded with a string
@@ -38,13 +38,13 @@ import math
 import random
 from typing import Any, Callable, Dict, List, Tuple
 
-from . import synth_course as C
-from . import synth_sections as S
-from . import synth_vocab as V
-from .synth_builder import SectionBuilder, assemble
-from .synth_io import write_corpus
-from .synth_qa import make_qas
-from .synth_templates import FINAL_MED_SECTIONS
+from . import course as C
+from . import sections as S
+from . import vocab as V
+from .builder import SectionBuilder, assemble
+from .export import write_corpus
+from .qa import make_qas
+from .templates import FINAL_MED_SECTIONS
 
 __all__ = ["generate_notes", "write_corpus", "note_cats"]
 

@@ -1,0 +1,59 @@
+"""Speed and memory of whole-note pipelines against spaCy's strided windows.
+
+One run, the same notes, the systems alternating repeat by repeat:
+
+- (a) this package's long-span pipeline (`spacy-clinlong.LongTransformerModel.v1`)
+  over Longformer, BigBird and ModernBERT;
+- (b) stock spacy-transformers, strided 128/96 spans, over BERT: the baseline
+  every ratio is taken against;
+- (c) stock spacy-transformers, whole-note spans (`doc_spans.v1`), over Hugging
+  Face's own Longformer.
+
+Each system is warmed up, then reads every note `repeats` times, as
+`spacy benchmark speed` does; words/s is reported per repeat (mean, min, max),
+with wordpieces/s, p50/p95 latency per note (the time of the batch that holds
+it), peak RSS and CUDA max allocated. Models are random-weight stand-ins built
+by `make-model` (speed does not depend on the weights) unless given.
+"""
+from .measure import (
+    Measured,
+    RssSampler,
+    corpus_memory,
+    machine_facts,
+    run_benchmark,
+    run_once,
+    synthetic_stream,
+)
+from .report import check_targets, format_table, plot, write_report
+from .systems import (
+    BASELINE,
+    SYSTEM_KEYS,
+    SYSTEMS,
+    System,
+    build_pipeline,
+    count_wordpieces,
+    ensure_models,
+    fits_whole,
+)
+
+__all__ = [
+    "BASELINE",
+    "SYSTEMS",
+    "SYSTEM_KEYS",
+    "System",
+    "build_pipeline",
+    "count_wordpieces",
+    "ensure_models",
+    "fits_whole",
+    "Measured",
+    "RssSampler",
+    "corpus_memory",
+    "machine_facts",
+    "run_benchmark",
+    "run_once",
+    "synthetic_stream",
+    "check_targets",
+    "format_table",
+    "plot",
+    "write_report",
+]

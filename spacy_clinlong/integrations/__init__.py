@@ -1,0 +1,1 @@
+"""Rule libraries that run after the model (medspaCy)."""
