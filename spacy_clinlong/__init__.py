@@ -1,4 +1,5 @@
 """spacy-clinlong: long-context clinical transformers as spaCy components."""
+
 from .about import __version__
 
 __all__ = ["__version__", "LongTransformerModel", "ModelLoadError"]

@@ -3,6 +3,7 @@
 The default suite runs offline on CPU: every model it uses is a tiny
 random-weight model that the package builds itself (`tiny_models`).
 """
+
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict
@@ -19,7 +20,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 def pytest_addoption(parser):
     parser.addoption("--slow", action="store_true", default=False, help="also run tests marked slow")
-    parser.addoption("--gpu", action="store_true", default=False, help="also run tests marked gpu (needs CUDA)")
+    parser.addoption(
+        "--gpu", action="store_true", default=False, help="also run tests marked gpu (needs CUDA)"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -92,16 +95,43 @@ def annotate_pipeline(tiny_models, tmp_path_factory) -> Path:
 
     spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
-    nlp.add_pipe("transformer", config={"model": {"@architectures": "spacy-clinlong.LongTransformerModel.v1",
-                                                  "name": str(tiny_models("longformer"))}})
-    listener = {"@architectures": "spacy-transformers.TransformerListener.v1", "grad_factor": 1.0,
-                "pooling": {"@layers": "reduce_mean.v1"}}
-    nlp.add_pipe("ner", config={"model": {"@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner",
-                                          "hidden_width": 32, "maxout_pieces": 2, "use_upper": False,
-                                          "tok2vec": listener}})
-    nlp.add_pipe("textcat_multilabel", config={"model": {
-        "@architectures": "spacy-clinlong.WholeNoteTextCat.v1", "exclusive_classes": False,
-        "doc_encoder": {"@architectures": "spacy-clinlong.DocPoolingListener.v1"}}})
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-clinlong.LongTransformerModel.v1",
+                "name": str(tiny_models("longformer")),
+            }
+        },
+    )
+    listener = {
+        "@architectures": "spacy-transformers.TransformerListener.v1",
+        "grad_factor": 1.0,
+        "pooling": {"@layers": "reduce_mean.v1"},
+    }
+    nlp.add_pipe(
+        "ner",
+        config={
+            "model": {
+                "@architectures": "spacy.TransitionBasedParser.v2",
+                "state_type": "ner",
+                "hidden_width": 32,
+                "maxout_pieces": 2,
+                "use_upper": False,
+                "tok2vec": listener,
+            }
+        },
+    )
+    nlp.add_pipe(
+        "textcat_multilabel",
+        config={
+            "model": {
+                "@architectures": "spacy-clinlong.WholeNoteTextCat.v1",
+                "exclusive_classes": False,
+                "doc_encoder": {"@architectures": "spacy-clinlong.DocPoolingListener.v1"},
+            }
+        },
+    )
     examples = [Example(nlp.make_doc(n["text"]), note_to_doc(nlp, n)) for n in generate_notes(4, seed=1)]
     nlp.initialize(lambda: examples)
     nlp.add_pipe("sentencizer")
@@ -118,8 +148,12 @@ def short_notes() -> Callable[[int], list]:
     synthetic notes under 500 characters, cycled (ids differ)."""
     from spacy_clinlong.corpus.synth.generator import generate_notes
 
-    paragraphs = [p for note in generate_notes(30, seed=2) for p in note["text"].split("\n\n")
-                  if p.strip() and len(p) < 500]
+    paragraphs = [
+        p
+        for note in generate_notes(30, seed=2)
+        for p in note["text"].split("\n\n")
+        if p.strip() and len(p) < 500
+    ]
 
     def make(n: int) -> list:
         return [{"id": f"note-{i:05d}", "text": paragraphs[i % len(paragraphs)]} for i in range(n)]

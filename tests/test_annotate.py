@@ -1,5 +1,6 @@
 """The annotate command: the JSON view and DocBin output, bad records reported and good ones kept,
 resuming after kill -9 at random moments, and the Ray engine giving the local engine's output."""
+
 import json
 import os
 import random
@@ -57,8 +58,9 @@ def test_json_view_of_every_good_note_and_errors_by_reason(annotate_pipeline, sh
     notes = short_notes(120)
     source = write_jsonl(tmp_path / "notes.jsonl", notes, BAD_LINES)
     out = tmp_path / "out.jsonl"
-    summary, lines = run(dict(model=str(annotate_pipeline), input=str(source), output=str(out), shard_size=32,
-                              max_chars=2000))
+    summary, lines = run(
+        dict(model=str(annotate_pipeline), input=str(source), output=str(out), shard_size=32, max_chars=2000)
+    )
     views = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [v["id"] for v in views] == [n["id"] for n in notes]
     by_id = {n["id"]: n["text"] for n in notes}
@@ -75,19 +77,38 @@ def test_json_view_of_every_good_note_and_errors_by_reason(annotate_pipeline, sh
             assert isinstance(ent["negated"], bool)
     errors = [json.loads(line) for line in (tmp_path / "out.errors.jsonl").read_text().splitlines()]
     assert [(e["id"], e["reason"]) for e in errors] == [
-        ("empty-1", "empty"), (None, "missing_id"), ("note-00001", "duplicate_id"), (None, "invalid_json"),
-        ("long-1", "too_long")]
-    assert [e["source"] for e in errors] == ["notes.jsonl:4", "notes.jsonl:11", "notes.jsonl:26", "notes.jsonl:41",
-                                              "notes.jsonl:56"]
+        ("empty-1", "empty"),
+        (None, "missing_id"),
+        ("note-00001", "duplicate_id"),
+        (None, "invalid_json"),
+        ("long-1", "too_long"),
+    ]
+    assert [e["source"] for e in errors] == [
+        "notes.jsonl:4",
+        "notes.jsonl:11",
+        "notes.jsonl:26",
+        "notes.jsonl:41",
+        "notes.jsonl:56",
+    ]
     assert summary["notes"] == 120 and summary["errors"] == 5
-    assert summary["errors_by_reason"] == {"duplicate_id": 1, "empty": 1, "invalid_json": 1, "missing_id": 1,
-                                           "too_long": 1}
+    assert summary["errors_by_reason"] == {
+        "duplicate_id": 1,
+        "empty": 1,
+        "invalid_json": 1,
+        "missing_id": 1,
+        "too_long": 1,
+    }
     captured = capfd.readouterr()
     for where in (captured.out, captured.err, "\n".join(lines), (tmp_path / "out.errors.jsonl").read_text()):
         assert SECRET not in where
     # The work directory keeps only the record of the job once the file is whole.
     assert sorted(p.name for p in (tmp_path / "out.jsonl.parts").iterdir()) == [
-        "job.json", "job.lock", "manifest.jsonl", "plan.jsonl", "summary.json"]
+        "job.json",
+        "job.lock",
+        "manifest.jsonl",
+        "plan.jsonl",
+        "summary.json",
+    ]
 
 
 def test_a_finished_job_run_again_changes_nothing(annotate_pipeline, short_notes, tmp_path):
@@ -104,17 +125,28 @@ def test_docbin_shards_keep_ids_entities_cats_and_context(annotate_pipeline, sho
     notes = short_notes(30)
     source = write_jsonl(tmp_path / "notes.jsonl", notes)
     run(dict(model=str(annotate_pipeline), input=str(source), output=str(tmp_path / "json"), shard_size=16))
-    run(dict(model=str(annotate_pipeline), input=str(source), output=str(tmp_path / "bin"), shard_size=16,
-             fmt="docbin"))
+    run(
+        dict(
+            model=str(annotate_pipeline),
+            input=str(source),
+            output=str(tmp_path / "bin"),
+            shard_size=16,
+            fmt="docbin",
+        )
+    )
     nlp = spacy.load(annotate_pipeline)
-    docs = [doc for path in sorted((tmp_path / "bin").glob("notes-*.spacy"))
-            for doc in DocBin().from_disk(path).get_docs(nlp.vocab)]
+    docs = [
+        doc
+        for path in sorted((tmp_path / "bin").glob("notes-*.spacy"))
+        for doc in DocBin().from_disk(path).get_docs(nlp.vocab)
+    ]
     views = [json.loads(line) for line in shard_bytes(tmp_path / "json").decode().splitlines()]
     assert [doc._.note_id for doc in docs] == [n["id"] for n in notes]
     for doc, view in zip(docs, views):
         assert doc.text == notes[int(view["id"][-5:])]["text"]
         assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == [
-            (e["start"], e["end"], e["label"]) for e in view["entities"]]
+            (e["start"], e["end"], e["label"]) for e in view["entities"]
+        ]
         assert [bool(e._.is_negated) for e in doc.ents] == [e["negated"] for e in view["entities"]]
         assert doc.cats == pytest.approx(view["cats"])
         assert doc._.trf_data is None
@@ -122,8 +154,11 @@ def test_docbin_shards_keep_ids_entities_cats_and_context(annotate_pipeline, sho
 
 def test_progress_bar_shows_notes_per_second_and_time_left(annotate_pipeline, short_notes, tmp_path, capsys):
     source = write_jsonl(tmp_path / "notes.jsonl", short_notes(40))
-    annotate(JobSpec(model=str(annotate_pipeline), input=str(source), output=str(tmp_path / "out"), shard_size=10),
-             progress=True, echo=print)
+    annotate(
+        JobSpec(model=str(annotate_pipeline), input=str(source), output=str(tmp_path / "out"), shard_size=10),
+        progress=True,
+        echo=print,
+    )
     err = capsys.readouterr().err
     assert "40/40 notes" in err and "notes/s" in err and "<00:00" in err
 
@@ -143,13 +178,22 @@ def test_a_note_the_pipeline_raises_on_is_reported_and_the_batch_kept(short_note
     notes = short_notes(12)
     notes[5]["text"] = f"RAISE {SECRET} here."
     source = write_jsonl(tmp_path / "notes.jsonl", notes)
-    summary, _ = run(dict(model=str(tmp_path / "pipeline"), input=str(source), output=str(tmp_path / "out"),
-                          batch_size=4))
+    summary, _ = run(
+        dict(model=str(tmp_path / "pipeline"), input=str(source), output=str(tmp_path / "out"), batch_size=4)
+    )
     views = [json.loads(line) for line in shard_bytes(tmp_path / "out").decode().splitlines()]
     assert [v["id"] for v in views] == [n["id"] for i, n in enumerate(notes) if i != 5]
     errors = [json.loads(line) for line in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
-    assert errors == [{"index": 5, "id": "note-00005", "reason": "pipeline_error", "source": "notes.jsonl:6",
-                       "length": len(notes[5]["text"]), "detail": "ValueError"}]
+    assert errors == [
+        {
+            "index": 5,
+            "id": "note-00005",
+            "reason": "pipeline_error",
+            "source": "notes.jsonl:6",
+            "length": len(notes[5]["text"]),
+            "detail": "ValueError",
+        }
+    ]
     assert summary["notes"] == 11 and summary["errors_by_reason"] == {"pipeline_error": 1}
     captured = capfd.readouterr()
     assert SECRET not in captured.out + captured.err
@@ -158,14 +202,23 @@ def test_a_note_the_pipeline_raises_on_is_reported_and_the_batch_kept(short_note
 def test_questions_are_asked_of_every_note(tiny_models, short_notes, tmp_path):
     spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
-    nlp.add_pipe("clinlong_qa", config={"null_threshold": -1e9,
-                                        "model": {"name": str(tiny_models("longformer")), "max_length": 256}})
+    nlp.add_pipe(
+        "clinlong_qa",
+        config={"null_threshold": -1e9, "model": {"name": str(tiny_models("longformer")), "max_length": 256}},
+    )
     nlp.initialize()
     nlp.to_disk(tmp_path / "qa")
     notes = short_notes(6)
     source = write_jsonl(tmp_path / "notes.jsonl", notes)
     questions = ["What medication was started?", "What is the diagnosis?"]
-    run(dict(model=str(tmp_path / "qa"), input=str(source), output=str(tmp_path / "out.jsonl"), questions=questions))
+    run(
+        dict(
+            model=str(tmp_path / "qa"),
+            input=str(source),
+            output=str(tmp_path / "out.jsonl"),
+            questions=questions,
+        )
+    )
     for line, note in zip((tmp_path / "out.jsonl").read_text().splitlines(), notes):
         view = json.loads(line)
         assert [a["question"] for a in view["answers"]] == questions
@@ -174,8 +227,14 @@ def test_questions_are_asked_of_every_note(tiny_models, short_notes, tmp_path):
             assert note["text"][answer["start"] : answer["end"]] == answer["text"]
     spacy.blank("en").to_disk(tmp_path / "blank")
     with pytest.raises(ValueError, match="needs a pipeline with a clinlong_qa component"):
-        run(dict(model=str(tmp_path / "blank"), input=str(source), output=str(tmp_path / "out2.jsonl"),
-                 questions=questions))
+        run(
+            dict(
+                model=str(tmp_path / "blank"),
+                input=str(source),
+                output=str(tmp_path / "out2.jsonl"),
+                questions=questions,
+            )
+        )
 
 
 def test_a_job_resumes_only_with_the_same_settings_and_input(annotate_pipeline, short_notes, tmp_path):
@@ -227,12 +286,22 @@ def test_the_command_line_reports_bad_arguments_in_one_line(annotate_pipeline, t
 
     from spacy_clinlong.cli import app
 
-    result = CliRunner().invoke(app, ["annotate", str(annotate_pipeline), str(tmp_path / "none.jsonl"),
-                                      str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        app, ["annotate", str(annotate_pipeline), str(tmp_path / "none.jsonl"), str(tmp_path / "out")]
+    )
     assert result.exit_code == 1 and "does not exist" in result.output
     (tmp_path / "n.jsonl").write_text(json.dumps({"id": "a", "text": "x"}) + "\n")
-    result = CliRunner().invoke(app, ["annotate", str(annotate_pipeline), str(tmp_path / "n.jsonl"),
-                                      str(tmp_path / "out"), "--engine", "spark"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "annotate",
+            str(annotate_pipeline),
+            str(tmp_path / "n.jsonl"),
+            str(tmp_path / "out"),
+            "--engine",
+            "spark",
+        ],
+    )
     assert result.exit_code == 1 and "--engine must be one of local, ray" in result.output
 
 
@@ -243,7 +312,9 @@ def test_ray_engine_without_ray_says_how_to_install_it(annotate_pipeline, short_
         run(dict(model=str(annotate_pipeline), input=str(source), output=str(tmp_path / "out")), engine="ray")
 
 
-def test_resume_after_every_kind_of_interruption_gives_the_same_output(annotate_pipeline, short_notes, tmp_path):
+def test_resume_after_every_kind_of_interruption_gives_the_same_output(
+    annotate_pipeline, short_notes, tmp_path
+):
     """The states a kill can leave: a shard written but not in the manifest, a torn manifest
     line, a half-written temporary file, a shard file cut short."""
     source = write_jsonl(tmp_path / "notes.jsonl", short_notes(60), BAD_LINES[:2])
@@ -256,8 +327,15 @@ def test_resume_after_every_kind_of_interruption_gives_the_same_output(annotate_
     job.prepare()
     nlp = load_pipeline(str(annotate_pipeline))
     for shard in job.shards[:3]:
-        entry = annotate_shard(nlp, job.source, shard, work_dir=out, fmt="jsonl", batch_size=job.spec.batch_size,
-                               max_chars=job.spec.max_chars)
+        entry = annotate_shard(
+            nlp,
+            job.source,
+            shard,
+            work_dir=out,
+            fmt="jsonl",
+            batch_size=job.spec.batch_size,
+            max_chars=job.spec.max_chars,
+        )
         if shard["shard"] < 2:
             job.record(entry)
         else:  # shard 2 written, its manifest line torn
@@ -275,12 +353,18 @@ def test_resume_after_every_kind_of_interruption_gives_the_same_output(annotate_
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_output(annotate_pipeline, short_notes,
-                                                                             tmp_path):
+def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_output(
+    annotate_pipeline, short_notes, tmp_path
+):
     # Bad and hostile records at random places among the good ones.
     hostile = [line for _, line in BAD_LINES] + [
-        "[" * 100_000, '{"id": "sur\\ud83d", "text": "x"}', '{"id": ' + str(2**70) + ', "text": "x"}',
-        '{"id": true, "text": "x"}', '{"id": "csv", "text": "x\\udc80"}', "\x00" * 50]
+        "[" * 100_000,
+        '{"id": "sur\\ud83d", "text": "x"}',
+        '{"id": ' + str(2**70) + ', "text": "x"}',
+        '{"id": true, "text": "x"}',
+        '{"id": "csv", "text": "x\\udc80"}',
+        "\x00" * 50,
+    ]
     places = random.Random(3)
     bad = sorted(((places.randrange(600), line) for line in hostile * 2), key=lambda item: item[0])
     source = write_jsonl(tmp_path / "notes.jsonl", short_notes(600), bad)
@@ -288,8 +372,20 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_output(ann
     run(dict(spec, output=str(tmp_path / "whole.jsonl")))
 
     out = tmp_path / "killed.jsonl"
-    command = [sys.executable, "-m", "spacy_clinlong", "annotate", str(annotate_pipeline), str(source), str(out),
-               "--shard-size", "20", "--max-chars", "2000", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "spacy_clinlong",
+        "annotate",
+        str(annotate_pipeline),
+        str(source),
+        str(out),
+        "--shard-size",
+        "20",
+        "--max-chars",
+        "2000",
+        "--no-progress",
+    ]
     manifest = tmp_path / "killed.jsonl.parts" / "manifest.jsonl"
     rng = random.Random(7)
     done_at_kills = []
@@ -332,7 +428,9 @@ def test_ray_engine_gives_the_local_engine_output_on_2000_notes(annotate_pipelin
     assert signal.getsignal(signal.SIGTERM) == sigterm and os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
     assert local["notes"] == distributed["notes"] == 2000 and distributed["errors"] == 5
     assert shard_bytes(tmp_path / "ray") == shard_bytes(tmp_path / "local")
-    assert (tmp_path / "ray" / "errors.jsonl").read_bytes() == (tmp_path / "local" / "errors.jsonl").read_bytes()
+    assert (tmp_path / "ray" / "errors.jsonl").read_bytes() == (
+        tmp_path / "local" / "errors.jsonl"
+    ).read_bytes()
     ids = [json.loads(line)["id"] for line in shard_bytes(tmp_path / "ray").decode().splitlines()]
     assert len(ids) == len(set(ids)) == 2000
     assert lines[-1].startswith("2,000 notes in")
@@ -343,9 +441,13 @@ def test_local_worker_processes_give_the_single_process_output(annotate_pipeline
     spec = dict(model=str(annotate_pipeline), input=str(source), shard_size=40)
     single, _ = run(dict(spec, output=str(tmp_path / "one")), threads=1)
     pool, _ = run(dict(spec, output=str(tmp_path / "two")), workers=2, threads=1)
-    assert single == dict(pool, output=str(tmp_path / "one"), errors_file=str(tmp_path / "one" / "errors.jsonl"))
+    assert single == dict(
+        pool, output=str(tmp_path / "one"), errors_file=str(tmp_path / "one" / "errors.jsonl")
+    )
     assert shard_bytes(tmp_path / "two") == shard_bytes(tmp_path / "one")
-    assert (tmp_path / "two" / "errors.jsonl").read_bytes() == (tmp_path / "one" / "errors.jsonl").read_bytes()
+    assert (tmp_path / "two" / "errors.jsonl").read_bytes() == (
+        tmp_path / "one" / "errors.jsonl"
+    ).read_bytes()
 
 
 def test_questions_file_is_one_question_per_line_or_a_json_list(tmp_path):

@@ -1,5 +1,6 @@
 """One bad record never stops a job: hostile records, inputs edited in place, workers whose
 parent dies, signals, slow notes, and any bytes at all read as records or reasons."""
+
 import csv
 import io
 import json
@@ -65,8 +66,11 @@ def errors_of(folder: Path):
 
 
 def ids_of(folder: Path):
-    return [json.loads(line)["id"] for path in sorted(folder.glob("notes-*.jsonl"))
-            for line in path.read_text(encoding="utf-8").splitlines()]
+    return [
+        json.loads(line)["id"]
+        for path in sorted(folder.glob("notes-*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "docbin"])
@@ -77,11 +81,14 @@ def test_hostile_jsonl_records_are_reasons_and_the_rest_is_annotated(rule_pipeli
         lines.insert(position, line)
     source = write_lines(tmp_path / "notes.jsonl", lines)
     out = tmp_path / "out"
-    summary, _ = run(dict(model=str(rule_pipeline), input=str(source), output=str(out), shard_size=8, fmt=fmt))
+    summary, _ = run(
+        dict(model=str(rule_pipeline), input=str(source), output=str(out), shard_size=8, fmt=fmt)
+    )
     assert summary["notes"] == 30
     errors = errors_of(out)
     assert [(e["index"], e["reason"]) for e in errors] == [
-        (i, reason) for i, (_, reason) in zip((2, 7, 12, 20, 25), HOSTILE)]
+        (i, reason) for i, (_, reason) in zip((2, 7, 12, 20, 25), HOSTILE)
+    ]
     # Only ids that can be written back as they were read are given.
     assert [e["id"] for e in errors] == [None, None, "s1", None, None]
     assert SECRET not in (out / "errors.jsonl").read_text()
@@ -92,9 +99,13 @@ def test_hostile_jsonl_records_are_reasons_and_the_rest_is_annotated(rule_pipeli
 
         install_extensions()
         nlp = spacy.blank("en")
-        docs = [d for p in sorted(out.glob("notes-*.spacy")) for d in DocBin().from_disk(p).get_docs(nlp.vocab)]
+        docs = [
+            d for p in sorted(out.glob("notes-*.spacy")) for d in DocBin().from_disk(p).get_docs(nlp.vocab)
+        ]
         assert [d._.note_id for d in docs] == [n["id"] for n in notes]
-    again, lines = run(dict(model=str(rule_pipeline), input=str(source), output=str(out), shard_size=8, fmt=fmt))
+    again, lines = run(
+        dict(model=str(rule_pipeline), input=str(source), output=str(out), shard_size=8, fmt=fmt)
+    )
     assert again == summary and lines == [f"Already complete: {out}"]
 
 
@@ -128,10 +139,24 @@ def _descendants(pid: int):
 def _start_pool_job(rule_pipeline, tmp_path, n=40_000):
     source = write_lines(tmp_path / "notes.jsonl", [json.dumps(n) for n in good_notes(n)])
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "spacy_clinlong", "annotate", str(rule_pipeline), str(source), str(out),
-               "--workers", "2", "--shard-size", "500", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "spacy_clinlong",
+        "annotate",
+        str(rule_pipeline),
+        str(source),
+        str(out),
+        "--workers",
+        "2",
+        "--shard-size",
+        "500",
+        "--no-progress",
+    ]
     # Its own process group, as a shell gives a command: Ctrl-C reaches the workers too.
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     manifest = out / "manifest.jsonl"
     deadline = time.monotonic() + 300
     while not (manifest.exists() and manifest.stat().st_size) and process.poll() is None:
@@ -189,7 +214,9 @@ def test_a_worker_killed_by_the_system_is_one_line_and_a_rerun_finishes(rule_pip
     workers[-1].kill()  # as the kernel's out-of-memory killer would
     _, stderr = process.communicate(timeout=120)
     text = stderr.decode()
-    assert process.returncode == 1 and "A worker process died" in text and "Traceback" not in text, text[-2000:]
+    assert process.returncode == 1 and "A worker process died" in text and "Traceback" not in text, text[
+        -2000:
+    ]
     assert _gone(workers)
     finished = subprocess.run(command, capture_output=True, timeout=900)
     assert finished.returncode == 0, finished.stderr.decode()[-2000:]
@@ -236,14 +263,23 @@ def test_a_note_past_the_time_limit_is_a_timeout_and_the_job_moves_on(tmp_path):
     notes[4]["text"] = f"SLOW {SECRET}"
     source = write_lines(tmp_path / "notes.jsonl", [json.dumps(n) for n in notes])
     start = time.monotonic()
-    summary, _ = run(dict(model=str(tmp_path / "pipeline"), input=str(source), output=str(tmp_path / "out"),
-                          batch_size=4), note_timeout=0.5)
+    summary, _ = run(
+        dict(model=str(tmp_path / "pipeline"), input=str(source), output=str(tmp_path / "out"), batch_size=4),
+        note_timeout=0.5,
+    )
     # The slow note sleeps 60 s: the job ending sooner means it was cut off.
     assert time.monotonic() - start < 60
     assert summary["notes"] == 9 and summary["errors_by_reason"] == {"timeout": 1}
-    assert errors_of(tmp_path / "out") == [{"index": 4, "id": "n000004", "reason": "timeout",
-                                            "source": "notes.jsonl:5", "length": len(notes[4]["text"]),
-                                            "detail": "0.5 s"}]
+    assert errors_of(tmp_path / "out") == [
+        {
+            "index": 4,
+            "id": "n000004",
+            "reason": "timeout",
+            "source": "notes.jsonl:5",
+            "length": len(notes[4]["text"]),
+            "detail": "0.5 s",
+        }
+    ]
     assert ids_of(tmp_path / "out") == [n["id"] for i, n in enumerate(notes) if i != 4]
 
 
@@ -255,7 +291,7 @@ def test_a_csv_quote_left_open_names_every_line_it_swallowed(tmp_path):
     assert [(e["reason"], e["source"]) for e in shards[0]["bad"]] == [("malformed_csv", "notes.csv:3-4")]
     assert [n[0] for n in read_shard(source, shards[0], max_chars=1000)[0]] == ["a", "d"]
     # Open to the end of the file: the lines to the end are named, nothing is a note.
-    table.write_text('id,text\na,Good note.\nb,"open ' + SECRET + '\nc,more\n')
+    table.write_text('id,text\na,Good note.\nb,"open ' + SECRET + "\nc,more\n")
     bad = list(shard_plan(NoteInput(table), shard_size=10, max_chars=1000))[0]["bad"]
     assert [(e["reason"], e["source"]) for e in bad] == [("malformed_csv", "notes.csv:3-4")]
 
@@ -283,8 +319,12 @@ def test_txt_paths_that_are_not_notes_are_reported(tmp_path):
     source = NoteInput(folder)
     shards = list(shard_plan(source, shard_size=100, max_chars=1000))
     assert sorted((e["id"], e["reason"]) for e in shards[0]["bad"]) == [
-        ("dangling", "not_a_file"), ("escape", "outside_input"), ("fifo", "not_a_file"),
-        ("folder", "not_a_file"), ("loop", "not_a_file")]
+        ("dangling", "not_a_file"),
+        ("escape", "outside_input"),
+        ("fifo", "not_a_file"),
+        ("folder", "not_a_file"),
+        ("loop", "not_a_file"),
+    ]
     assert [n[0] for n in read_shard(source, shards[0], max_chars=1000)[0]] == ["a", "inside", "sub/b"]
     followed = NoteInput(folder, follow_symlinks=True)
     shards = list(shard_plan(followed, shard_size=100, max_chars=1000))
@@ -335,18 +375,30 @@ def _plan_and_read(source: NoteInput):
 
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
-                           max_leaves=8)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @FUZZ
-@given(lines=st.lists(st.one_of(
-    st.binary(max_size=60),
-    st.dictionaries(st.sampled_from(["id", "text", "x"]), JSON_VALUES, max_size=3).map(
-        lambda d: json.dumps(d).encode()),
-    st.builds(lambda i, t: json.dumps({"id": i, "text": t}).encode(), st.one_of(st.text(), st.integers()), st.text()),
-), max_size=12))
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.binary(max_size=60),
+            st.dictionaries(st.sampled_from(["id", "text", "x"]), JSON_VALUES, max_size=3).map(
+                lambda d: json.dumps(d).encode()
+            ),
+            st.builds(
+                lambda i, t: json.dumps({"id": i, "text": t}).encode(),
+                st.one_of(st.text(), st.integers()),
+                st.text(),
+            ),
+        ),
+        max_size=12,
+    )
+)
 def test_any_jsonl_bytes_give_records_or_reasons(tmp_path, lines):
     path = tmp_path / "fuzz.jsonl"
     path.write_bytes(b"\n".join(line.replace(b"\n", b" ") for line in lines) + b"\n")
@@ -354,8 +406,10 @@ def test_any_jsonl_bytes_give_records_or_reasons(tmp_path, lines):
 
 
 @FUZZ
-@given(body=st.binary(max_size=300), rows=st.lists(st.lists(st.text(max_size=20), min_size=0, max_size=3),
-                                                    max_size=6))
+@given(
+    body=st.binary(max_size=300),
+    rows=st.lists(st.lists(st.text(max_size=20), min_size=0, max_size=3), max_size=6),
+)
 def test_any_csv_bytes_give_records_or_reasons(tmp_path, body, rows):
     text = io.StringIO()
     csv.writer(text).writerows(rows)
@@ -365,8 +419,11 @@ def test_any_csv_bytes_give_records_or_reasons(tmp_path, body, rows):
 
 
 @FUZZ
-@given(files=st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True), st.binary(max_size=80), min_size=1,
-                             max_size=5))
+@given(
+    files=st.dictionaries(
+        st.from_regex(r"[a-z]{1,6}", fullmatch=True), st.binary(max_size=80), min_size=1, max_size=5
+    )
+)
 def test_any_txt_bytes_give_records_or_reasons(tmp_path, files):
     folder = tmp_path / "fuzz"
     if folder.exists():
@@ -393,12 +450,21 @@ def test_parquet_values_of_any_type_are_records_or_reasons(tmp_path):
     import pyarrow.parquet as pq
 
     path = tmp_path / "notes.parquet"
-    pq.write_table(pa.table({"id": pa.array([1, 2**63 - 1, 3, 4], pa.uint64()),
-                             "text": ["Good note.", "Big id, still 64 bits.", None, " "]}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "id": pa.array([1, 2**63 - 1, 3, 4], pa.uint64()),
+                "text": ["Good note.", "Big id, still 64 bits.", None, " "],
+            }
+        ),
+        path,
+    )
     shards = list(shard_plan(NoteInput(path), shard_size=10, max_chars=100))
     assert [(e["index"], e["reason"]) for e in shards[0]["bad"]] == [(2, "missing_text"), (3, "empty")]
     pq.write_table(pa.table({"id": pa.array([2**64 - 1], pa.uint64()), "text": ["x"]}), path)
-    assert list(shard_plan(NoteInput(path), shard_size=10, max_chars=100))[0]["bad"][0]["reason"] == "invalid_id"
+    assert (
+        list(shard_plan(NoteInput(path), shard_size=10, max_chars=100))[0]["bad"][0]["reason"] == "invalid_id"
+    )
 
 
 @pytest.mark.parametrize("reader", ["annotate", "convert"])
@@ -406,24 +472,34 @@ def test_after_a_bad_csv_row_no_fragment_of_a_note_becomes_a_row(tmp_path, reade
     table = tmp_path / "notes.csv"
     # Row 3's quoted note runs on to line 4, but strict parsing refuses the row at its
     # stray quote; line 4 ("9,...") must not be read as note 9.
-    table.write_text('id,text\n1,Good note.\n3,"Three" oops "more\n9,rest of note three ' + SECRET + '"\n'
-                     '9,Real note nine.\n10,"Ten, with a comma"\n11,cut, at a comma\n')
+    table.write_text(
+        'id,text\n1,Good note.\n3,"Three" oops "more\n9,rest of note three ' + SECRET + '"\n'
+        '9,Real note nine.\n10,"Ten, with a comma"\n11,cut, at a comma\n'
+    )
     if reader == "annotate":
         source = NoteInput(table)
         shards = list(shard_plan(source, shard_size=10, max_chars=1000))
         assert [(e["reason"], e["source"]) for e in shards[0]["bad"]] == [
-            ("malformed_csv", "notes.csv:3-4"), ("malformed_csv", "notes.csv:7")]
+            ("malformed_csv", "notes.csv:3-4"),
+            ("malformed_csv", "notes.csv:7"),
+        ]
         good = read_shard(source, shards[0], max_chars=1000)[0]
-        assert [(n[0], n[1]) for n in good] == [("1", "Good note."), ("9", "Real note nine."),
-                                                ("10", "Ten, with a comma")]
+        assert [(n[0], n[1]) for n in good] == [
+            ("1", "Good note."),
+            ("9", "Real note nine."),
+            ("10", "Ten, with a comma"),
+        ]
     else:
         from spacy_clinlong.corpus.report import ConversionReport
         from spacy_clinlong.corpus.tabular import read_csv
 
         report = ConversionReport()
         records = read_csv(table, report)
-        assert [(r["id"], r["text"]) for r in records] == [("1", "Good note."), ("9", "Real note nine."),
-                                                            ("10", "Ten, with a comma")]
+        assert [(r["id"], r["text"]) for r in records] == [
+            ("1", "Good note."),
+            ("9", "Real note nine."),
+            ("10", "Ten, with a comma"),
+        ]
         assert [(p.reason, p.line) for p in report.problems] == [("malformed_csv", 3), ("malformed_csv", 7)]
         assert "lines 3-4 lost" in str(report.problems[0])
         assert SECRET not in json.dumps([str(problem) for problem in report.problems])

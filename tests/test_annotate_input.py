@@ -1,5 +1,6 @@
 """Annotate's input: .txt directories, JSONL, CSV and Parquet read as the same records,
 shards read back from their locators, and every kind of bad record reported (never its text)."""
+
 import csv
 import json
 
@@ -31,8 +32,11 @@ def write_inputs(tmp_path, notes):
         for note in notes:
             writer.writerow({"text": note["text"], "id": note["id"], "other": "x"})
     parquet = tmp_path / "notes.parquet"
-    pq.write_table(pa.table({"id": [n["id"] for n in notes], "text": [n["text"] for n in notes]}), parquet,
-                   row_group_size=7)
+    pq.write_table(
+        pa.table({"id": [n["id"] for n in notes], "text": [n["text"] for n in notes]}),
+        parquet,
+        row_group_size=7,
+    )
     return {"txt": folder, "jsonl": jsonl, "csv": table, "parquet": parquet}
 
 
@@ -99,9 +103,17 @@ def test_bad_jsonl_records_are_reported_by_reason_without_text(tmp_path):
     shards = list(shard_plan(source, shard_size=4, max_chars=100))
     bad = [entry for shard in shards for entry in shard["bad"]]
     assert [(e["index"], e["id"], e["reason"]) for e in bad] == [
-        (1, "b", "empty"), (2, "c", "undecodable"), (3, None, "invalid_json"), (4, None, "missing_id"),
-        (5, "", "missing_id"), (6, None, "invalid_id"), (7, "a", "duplicate_id"), (8, "d", "too_long"),
-        (9, "e", "missing_text"), (10, None, "invalid_json")]
+        (1, "b", "empty"),
+        (2, "c", "undecodable"),
+        (3, None, "invalid_json"),
+        (4, None, "missing_id"),
+        (5, "", "missing_id"),
+        (6, None, "invalid_id"),
+        (7, "a", "duplicate_id"),
+        (8, "d", "too_long"),
+        (9, "e", "missing_text"),
+        (10, None, "invalid_json"),
+    ]
     assert [e["source"] for e in bad][:3] == ["notes.jsonl:2", "notes.jsonl:3", "notes.jsonl:4"]
     assert bad[7]["length"] == 50 * len(SECRET)
     assert SECRET not in json.dumps(bad)
@@ -120,17 +132,27 @@ def test_bad_txt_and_csv_records(tmp_path):
     source = NoteInput(folder)
     shards = list(shard_plan(source, shard_size=10, max_chars=1000))
     assert [(e["id"], e["reason"], e["source"]) for e in shards[0]["bad"]] == [
-        ("b", "undecodable", "b.txt"), ("c", "empty", "c.txt")]
+        ("b", "undecodable", "b.txt"),
+        ("c", "empty", "c.txt"),
+    ]
     assert [n[0] for n in read_shard(source, shards[0], max_chars=1000)[0]] == ["a", "d"]
 
     table = tmp_path / "notes.csv"
-    table.write_bytes(b"id,text\nx1,Good note.\n,orphan " + SECRET.encode() + b"\nx3,\"bad \xff " + SECRET.encode()
-                      + b"\"\nx1,dup\nx5\nx6,\"Multi\nline, good\"\n")
+    table.write_bytes(
+        b"id,text\nx1,Good note.\n,orphan "
+        + SECRET.encode()
+        + b'\nx3,"bad \xff '
+        + SECRET.encode()
+        + b'"\nx1,dup\nx5\nx6,"Multi\nline, good"\n'
+    )
     source = NoteInput(table)
     shards = list(shard_plan(source, shard_size=10, max_chars=1000))
     assert [(e["id"], e["reason"], e["source"]) for e in shards[0]["bad"]] == [
-        ("", "missing_id", "notes.csv:3"), ("x3", "undecodable", "notes.csv:4"),
-        ("x1", "duplicate_id", "notes.csv:5"), ("x5", "malformed_csv", "notes.csv:6")]
+        ("", "missing_id", "notes.csv:3"),
+        ("x3", "undecodable", "notes.csv:4"),
+        ("x1", "duplicate_id", "notes.csv:5"),
+        ("x5", "malformed_csv", "notes.csv:6"),
+    ]
     good = read_shard(source, shards[0], max_chars=1000)[0]
     assert [(n[0], n[1]) for n in good] == [("x1", "Good note."), ("x6", "Multi\nline, good")]
     assert SECRET not in json.dumps(shards)
@@ -190,7 +212,7 @@ def test_a_csv_note_past_csvs_field_limit_is_read_and_the_limit_left_as_it_was(t
 
 
 def test_texts_only_need_no_id_column(tmp_path):
-    (tmp_path / "notes.csv").write_text("body\nFirst note.\n\"Second, note.\"\n")
+    (tmp_path / "notes.csv").write_text('body\nFirst note.\n"Second, note."\n')
     source = NoteInput(tmp_path / "notes.csv", id_field=None, text_field="body")
     records = [r for r, _ in source.records()]
     assert [(r.id, r.text) for r in records] == [(None, "First note."), (None, "Second, note.")]

@@ -1,5 +1,6 @@
 """The benchmark command and the memory of a corpus run (tiny models: the
 mechanics, never the speed; speed is measured by the command, not by tests)."""
+
 import json
 
 import pytest
@@ -85,10 +86,27 @@ def test_cli_writes_json_and_plot(tiny_dirs, texts, tmp_path):
     notes.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:2]))
     out = tmp_path / "report.json"
     args = [
-        "benchmark", "--size", "tiny", "--notes", str(notes), "--json", str(out), "--plot", str(tmp_path / "b.png"),
-        "--systems", "longformer,strided-bert", "--repeats", "1", "--warmup", "0",
-        "--model", f"longformer={tiny_dirs['longformer']}", "--model", f"bert={tiny_dirs['bert']}",
-        "--corpus", "12",
+        "benchmark",
+        "--size",
+        "tiny",
+        "--notes",
+        str(notes),
+        "--json",
+        str(out),
+        "--plot",
+        str(tmp_path / "b.png"),
+        "--systems",
+        "longformer,strided-bert",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--model",
+        f"longformer={tiny_dirs['longformer']}",
+        "--model",
+        f"bert={tiny_dirs['bert']}",
+        "--corpus",
+        "12",
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -153,7 +171,9 @@ def test_heads_read_the_hidden_states_before_they_are_dropped(tiny_models, tmp_p
         kept = nlp(text)
     dropped = nlp(text)
     assert kept._.trf_data is not None and dropped._.trf_data is None
-    assert [(e.start, e.end, e.label_) for e in kept.ents] == [(e.start, e.end, e.label_) for e in dropped.ents]
+    assert [(e.start, e.end, e.label_) for e in kept.ents] == [
+        (e.start, e.end, e.label_) for e in dropped.ents
+    ]
     nlp.to_disk(tmp_path / "p")
     loaded = spacy.load(tmp_path / "p")
     assert loaded.pipe_names[-1] == "clinlong_drop_trf_data"

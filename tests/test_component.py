@@ -1,4 +1,5 @@
 """The long-span transformer component with each architecture's tiny model."""
+
 import logging
 import shutil
 
@@ -115,7 +116,9 @@ def test_parity_with_section_header_global_attention(trf_nlp, tiny_models, notes
     chooser = model.attrs["global_attention"]
     selection = chooser(doc[:])
     assert selection.cls and len(selection.tokens) >= 3, "headers should be found"
-    header_tokens = {doc.char_span(s["start"], s["end"], alignment_mode="expand").start for s in notes[1]["sections"]}
+    header_tokens = {
+        doc.char_span(s["start"], s["end"], alignment_mode="expand").start for s in notes[1]["sections"]
+    }
     assert header_tokens <= set(selection.tokens), "every section header is global"
     for i in selection.tokens:
         line = doc.text[doc[i].idx :].split("\n", 1)[0]
@@ -218,9 +221,7 @@ def test_round_trip_offline(trf_nlp, tiny_models, notes, tmp_path):
     model = loaded.get_pipe("transformer").model
     assert model.facts.max_length == 512
     assert numpy.array_equal(before.align.dataXd, after.align.dataXd)
-    diff = numpy.abs(
-        before.model_output.last_hidden_state - after.model_output.last_hidden_state
-    ).max()
+    diff = numpy.abs(before.model_output.last_hidden_state - after.model_output.last_hidden_state).max()
     assert diff == 0.0
     files = list((tmp_path / "pipeline" / "transformer").iterdir())
     assert {f.name for f in files} >= {"model", "cfg"}

@@ -1,4 +1,5 @@
 """Every config in configs/ is complete, current, and builds a pipeline."""
+
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,11 @@ def test_baseline_configs_are_spacys_own(name):
     assert "spacy-transformers" not in path.read_text() and "clinlong" not in nlp.config.to_str()
 
 
-@pytest.mark.parametrize("path", sorted(p for p in CONFIG_DIR.glob("*.cfg") if not p.stem.startswith("baseline")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in CONFIG_DIR.glob("*.cfg") if not p.stem.startswith("baseline")),
+    ids=lambda p: p.name,
+)
 def test_config_builds_a_pipeline(path):
     config = load_config(path)
     nlp = load_model_from_config(config, auto_fill=True, validate=True)
@@ -59,8 +63,11 @@ def test_every_task_and_model_has_a_config():
     assert names == expected | {f"{name}.cfg" for name in BASELINES}
 
 
-@pytest.mark.parametrize("path", sorted(p for p in CONFIG_DIR.glob("*.cfg") if not p.stem.startswith("baseline")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in CONFIG_DIR.glob("*.cfg") if not p.stem.startswith("baseline")),
+    ids=lambda p: p.name,
+)
 def test_one_max_steps_override_gives_a_whole_warmup_and_decay(path):
     """`--training.max_steps 200` alone: the rate rises, peaks, and reaches 0 at step 200."""
     from itertools import islice

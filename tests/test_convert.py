@@ -4,6 +4,7 @@ Fixtures are tiny files written to tmp_path. The word "zanzibarine" in
 every fixture text stands in for clinical text: it must never appear in a
 summary, a problem or CLI output.
 """
+
 import json
 
 import pytest
@@ -36,20 +37,22 @@ def _brat_ann(text: str) -> str:
     ks, ke = at("knee")
     ss, se = at("swelling")
     ls, le = at("Left")
-    return "\n".join([
-        f"T1\tSign_symptom {cs} {pe}\tchest pain",
-        f"T2\tBiological_structure {cs} {ce}\tchest",  # overlaps T1, shorter
-        f"T3\tSign_symptom {ks} {ke};{ss} {se}\tknee swelling",  # discontinuous (skips nothing but a space)
-        f"T4\tBiological_structure {ls} {le};{ks} {ke}\tLeft knee",  # discontinuous across the secret word
-        f"T5\tSign_symptom {ps} {pe}\tpain ",  # trailing whitespace in the .ann text
-        "E1\tSign_symptom:T1 ",
-        "A1\tPOLARITY E1 NEG",
-        "A2\tTREND T3 INC",
-        "R1\tMODIFY Arg1:T2 Arg2:E1",
-        "*\tOVERLAP E1 T5",
-        f"#1\tAnnotatorNotes T1\t{SECRET} note",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"T1\tSign_symptom {cs} {pe}\tchest pain",
+            f"T2\tBiological_structure {cs} {ce}\tchest",  # overlaps T1, shorter
+            f"T3\tSign_symptom {ks} {ke};{ss} {se}\tknee swelling",  # discontinuous (skips nothing but a space)
+            f"T4\tBiological_structure {ls} {le};{ks} {ke}\tLeft knee",  # discontinuous across the secret word
+            f"T5\tSign_symptom {ps} {pe}\tpain ",  # trailing whitespace in the .ann text
+            "E1\tSign_symptom:T1 ",
+            "A1\tPOLARITY E1 NEG",
+            "A2\tTREND T3 INC",
+            "R1\tMODIFY Arg1:T2 Arg2:E1",
+            "*\tOVERLAP E1 T5",
+            f"#1\tAnnotatorNotes T1\t{SECRET} note",
+            "",
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +68,19 @@ def brat_dir(tmp_path):
     (d / "a.ann").write_text(_brat_ann(BRAT_TXT), encoding="utf-8")
     bad_txt = f"Mild {SECRET} fever today.\n"
     (d / "b.txt").write_text(bad_txt, encoding="utf-8")
-    (d / "b.ann").write_text("\n".join([
-        "T1\tSign_symptom 17 22\tfever",   # correct
-        "T2\tSign_symptom 200 205\tfever",  # line 2: outside the text
-        "T3\tSign_symptom 0 4\tSevere",     # line 3: text does not match
-        "T4\tSign_symptom 1 3\til",          # line 4: inside a token: expanded
-        "A1\tNegation T4",
-    ]) + "\n", encoding="utf-8")
+    (d / "b.ann").write_text(
+        "\n".join(
+            [
+                "T1\tSign_symptom 17 22\tfever",  # correct
+                "T2\tSign_symptom 200 205\tfever",  # line 2: outside the text
+                "T3\tSign_symptom 0 4\tSevere",  # line 3: text does not match
+                "T4\tSign_symptom 1 3\til",  # line 4: inside a token: expanded
+                "A1\tNegation T4",
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     (d / "c.txt").write_text(f"No annotations for {SECRET}.\n", encoding="utf-8")  # no .ann
     (d / "d.txt").write_bytes(b"ok line\nbad \xff byte\n")
     (d / "d.ann").write_text("", encoding="utf-8")
@@ -124,7 +133,12 @@ def test_brat_spans_ents_attributes_and_skips(nlp, brat_dir):
     assert ("b.ann", 3, "text_mismatch") in problems
     assert ("c.txt", None, "missing_ann") in problems
     assert ("d.txt", 2, "undecodable") in problems
-    assert report.skipped == {"offset_out_of_range": 1, "text_mismatch": 1, "missing_ann": 1, "undecodable": 1}
+    assert report.skipped == {
+        "offset_out_of_range": 1,
+        "text_mismatch": 1,
+        "missing_ann": 1,
+        "undecodable": 1,
+    }
     _assert_clean(report)
 
 
@@ -133,41 +147,64 @@ def test_i2b2_line_token_offsets(nlp, tmp_path):
     (tmp_path / "txt").mkdir()
     (tmp_path / "concept").mkdir()
     (tmp_path / "txt" / "n1.txt").write_text(text, encoding="utf-8")
-    (tmp_path / "concept" / "n1.con").write_text("\n".join([
-        'c="chest pain" 2:2 2:3||t="problem"',
-        'c="aspirin" 3:1 3:1||t="treatment"',
-        'c="Aspirin 81 mg" 3:1 3:3||t="treatment"',  # case differs: still matches
-        'c="fever" 2:2 2:2||t="problem"',            # line 4: text mismatch
-        'c="x" 9:0 9:0||t="test"',                   # line 5: no such line
-        'not a concept line',                        # line 6
-    ]) + "\n", encoding="utf-8")
+    (tmp_path / "concept" / "n1.con").write_text(
+        "\n".join(
+            [
+                'c="chest pain" 2:2 2:3||t="problem"',
+                'c="aspirin" 3:1 3:1||t="treatment"',
+                'c="Aspirin 81 mg" 3:1 3:3||t="treatment"',  # case differs: still matches
+                'c="fever" 2:2 2:2||t="problem"',  # line 4: text mismatch
+                'c="x" 9:0 9:0||t="test"',  # line 5: no such line
+                "not a concept line",  # line 6
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     (tmp_path / "ast").mkdir()
-    (tmp_path / "ast" / "n1.ast").write_text('c="chest pain" 2:2 2:3||t="problem"||a="absent"\n', encoding="utf-8")
+    (tmp_path / "ast" / "n1.ast").write_text(
+        'c="chest pain" 2:2 2:3||t="problem"||a="absent"\n', encoding="utf-8"
+    )
     docs, report = _convert(nlp, "i2b2", tmp_path)
     assert len(docs) == 1
     doc = docs[0]
     start = text.index("chest")
     spans = [(s.start_char, s.end_char, s.label_) for s in doc.spans["i2b2"]]
     asp = text.index("aspirin")
-    assert spans == [(start, start + 10, "PROBLEM"), (asp, asp + 7, "TREATMENT"), (asp, asp + 13, "TREATMENT")]
-    assert [(e.text, e.label_) for e in doc.ents] == [("chest pain", "PROBLEM"), ("aspirin 81 mg", "TREATMENT")]
+    assert spans == [
+        (start, start + 10, "PROBLEM"),
+        (asp, asp + 7, "TREATMENT"),
+        (asp, asp + 13, "TREATMENT"),
+    ]
+    assert [(e.text, e.label_) for e in doc.ents] == [
+        ("chest pain", "PROBLEM"),
+        ("aspirin 81 mg", "TREATMENT"),
+    ]
     assert doc.user_data[("._.", "is_negated", start, start + 10)] is True
     assert {(p.file, p.line, p.reason) for p in report.problems} == {
-        ("n1.con", 4, "text_mismatch"), ("n1.con", 5, "offset_out_of_range"), ("n1.con", 6, "malformed_line")}
+        ("n1.con", 4, "text_mismatch"),
+        ("n1.con", 5, "offset_out_of_range"),
+        ("n1.con", 6, "malformed_line"),
+    }
     _assert_clean(report)
 
 
 def _squad(version2: bool):
     context = f"The patient has {SECRET} diabetes. Metformin 500 mg was started."
-    qa1 = {"id": "q1", "question": "What was started?",
-           "answers": [{"text": "Metformin 500 mg", "answer_start": context.index("Metformin")}]}
+    qa1 = {
+        "id": "q1",
+        "question": "What was started?",
+        "answers": [{"text": "Metformin 500 mg", "answer_start": context.index("Metformin")}],
+    }
     qa2 = {"id": "q2", "question": "Bad offset?", "answers": [{"text": "diabetes", "answer_start": 3}]}
     qas = [qa1, qa2]
     if version2:
         qa1["is_impossible"] = False
         qas.append({"id": "q3", "question": "Allergies?", "answers": [], "is_impossible": True})
-    return context, {"version": "v2.0" if version2 else "1.1",
-                     "data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}, {"qas": []}]}]}
+    return context, {
+        "version": "v2.0" if version2 else "1.1",
+        "data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}, {"qas": []}]}],
+    }
 
 
 @pytest.mark.parametrize("version2", [False, True])
@@ -181,7 +218,9 @@ def test_squad_v1_v2(nlp, tmp_path, version2):
     assert [q["id"] for q in qas] == (["q1", "q3"] if version2 else ["q1"])
     answer = qas[0]["answers"][0]
     assert set(qas[0]) == {"id", "question", "answers", "is_impossible"} and qas[0]["is_impossible"] is False
-    assert context[answer["answer_start"]:answer["answer_start"] + len(answer["text"])] == "Metformin 500 mg"
+    assert (
+        context[answer["answer_start"] : answer["answer_start"] + len(answer["text"])] == "Metformin 500 mg"
+    )
     if version2:
         assert qas[1]["is_impossible"] is True and qas[1]["answers"] == []
     assert report.skipped == {"answer_text_mismatch": 1, "no_valid_answer": 1, "missing_text": 1}
@@ -193,11 +232,38 @@ def test_emrqa_list_context_and_paraphrases(nlp, tmp_path):
     lines = ["Record date: 2088-01-01", f"Pt on lisinopril 10 mg for {SECRET} HTN ."]
     context = "\n".join(lines)
     start = context.index("lisinopril")
-    data = {"data": [{"title": "note-1", "paragraphs": [{"note_id": "1", "context": lines, "qas": [
-        {"id": [["a", "b"]], "question": ["What meds?", "Which medications?"],
-         "answers": [{"text": "lisinopril", "answer_start": start, "evidence": "...", "answer_entity_type": "single"}]},
-        {"id": "q2", "question": "Dose?", "answers": [{"text": "10 mg", "answer_start": [2, 3]}]},
-    ]}]}]}
+    data = {
+        "data": [
+            {
+                "title": "note-1",
+                "paragraphs": [
+                    {
+                        "note_id": "1",
+                        "context": lines,
+                        "qas": [
+                            {
+                                "id": [["a", "b"]],
+                                "question": ["What meds?", "Which medications?"],
+                                "answers": [
+                                    {
+                                        "text": "lisinopril",
+                                        "answer_start": start,
+                                        "evidence": "...",
+                                        "answer_entity_type": "single",
+                                    }
+                                ],
+                            },
+                            {
+                                "id": "q2",
+                                "question": "Dose?",
+                                "answers": [{"text": "10 mg", "answer_start": [2, 3]}],
+                            },
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
     path = tmp_path / "emrqa.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     docs, report = _convert(nlp, "squad", path)
@@ -205,7 +271,7 @@ def test_emrqa_list_context_and_paraphrases(nlp, tmp_path):
     assert docs[0].text == context
     assert [q["question"] for q in qas] == ["What meds?", "Which medications?"]
     assert len({q["id"] for q in qas}) == 2
-    assert all(context[q["answers"][0]["answer_start"]:].startswith("lisinopril") for q in qas)
+    assert all(context[q["answers"][0]["answer_start"] :].startswith("lisinopril") for q in qas)
     assert report.skipped == {"unsupported_answer_start": 1, "no_valid_answer": 1}
     _assert_clean(report)
 
@@ -216,10 +282,16 @@ def test_jsonl_cats_spans_and_bad_lines(nlp, tmp_path):
         {"id": "n1", "text": f"Has {SECRET} asthma.", "cats": {"ASTHMA": 1, "CHF": 0}},
         {"text": "Has CHF.", "label": "CHF"},
         {"text": "Has COPD and CHF.", "labels": ["COPD", "CHF"]},
-        {"text": "Has asthma.", "entities": [[4, 10, "DX"], {"start": 4, "end": 11, "label": "DX"}, [50, 60, "DX"]]},
+        {
+            "text": "Has asthma.",
+            "entities": [[4, 10, "DX"], {"start": 4, "end": 11, "label": "DX"}, [50, 60, "DX"]],
+        },
     ]
-    raw = [json.dumps(r).encode() for r in good[:2]] + [b"{not json", json.dumps({"txt": "x"}).encode(),
-                                                        b'{"text": "bad \xff"}'] + [json.dumps(r).encode() for r in good[2:]]
+    raw = (
+        [json.dumps(r).encode() for r in good[:2]]
+        + [b"{not json", json.dumps({"txt": "x"}).encode(), b'{"text": "bad \xff"}']
+        + [json.dumps(r).encode() for r in good[2:]]
+    )
     path.write_bytes(b"\n".join(raw) + b"\n")
     docs, report = _convert(nlp, "jsonl", path)
     assert len(docs) == 4
@@ -231,14 +303,22 @@ def test_jsonl_cats_spans_and_bad_lines(nlp, tmp_path):
     assert [(s.text, s.label_) for s in docs[3].spans["sc"]] == [("asthma", "DX"), ("asthma.", "DX")]
     assert [e.text for e in docs[3].ents] == ["asthma."]
     assert {(p.line, p.reason) for p in report.problems} == {
-        (3, "invalid_json"), (4, "missing_text"), (5, "undecodable"), (7, "offset_out_of_range")}
+        (3, "invalid_json"),
+        (4, "missing_text"),
+        (5, "undecodable"),
+        (7, "offset_out_of_range"),
+    }
     _assert_clean(report)
 
 
 def test_csv_label_column_and_binary_columns(nlp, tmp_path):
     multi = tmp_path / "multi.csv"
-    multi.write_bytes(("id,text,dx\n1,\"Has asthma,\nand CHF.\",ASTHMA|CHF\n2,,CHF\n3,Fine.,\n"
-                       f"4,{SECRET} copd.,COPD;CHF\n").encode() + b"5,bad \xff,CHF\n")
+    multi.write_bytes(
+        (
+            f'id,text,dx\n1,"Has asthma,\nand CHF.",ASTHMA|CHF\n2,,CHF\n3,Fine.,\n4,{SECRET} copd.,COPD;CHF\n'
+        ).encode()
+        + b"5,bad \xff,CHF\n"
+    )
     docs, report = _convert(nlp, "csv", multi, labels_field="dx")
     assert [d.user_data["note_id"] for d in docs] == ["1", "3", "4"]
     assert docs[0].text == "Has asthma,\nand CHF."
@@ -323,8 +403,11 @@ def test_cli_csv_unterminated_quote_is_reported(tmp_path):
     # csv reads a quote never closed as one cell up to the next quote or the end of the file, so
     # a row with the right number of cells could swallow the rows after it without a word.
     path = tmp_path / "quote.csv"
-    path.write_text(f'id,text,label\n1,One.,A\n2,"Tw o {SECRET}.,B\n3,Three.,C\n4,"Four\nlines.",D\n'
-                    '5,Five.,E\n6,"Six""s,\n7,Seven.,F\n', encoding="utf-8")
+    path.write_text(
+        f'id,text,label\n1,One.,A\n2,"Tw o {SECRET}.,B\n3,Three.,C\n4,"Four\nlines.",D\n'
+        '5,Five.,E\n6,"Six""s,\n7,Seven.,F\n',
+        encoding="utf-8",
+    )
     docs, output = _cli_convert(tmp_path, path, "csv")
     assert [d.user_data["note_id"] for d in docs] == ["1", "5"]
     assert docs[1].cats == {"A": 0.0, "E": 1.0}
@@ -337,20 +420,35 @@ def test_cli_csv_unterminated_quote_is_reported(tmp_path):
 def test_jsonl_reasons_are_annotates(tmp_path):
     """A bad record gets the reason `annotate` gives it, by the same name."""
     path = tmp_path / "notes.jsonl"
-    lines = [b'{"id": "a", "text": "   "}', b'{"id": "b", "text": "bad \xff byte"}',
-             b'{"id": true, "text": "x"}', b'{"id": "d", "txt": "x"}', b'{"id": "e", "text": 5}', b"{broken",
-             b"[1, 2]", b"[" * 5000,
-             b'{"id": "f", "text": "' + b"y" * 60 + b'"}', b'{"id": "g", "text": "Fine."}']
+    lines = [
+        b'{"id": "a", "text": "   "}',
+        b'{"id": "b", "text": "bad \xff byte"}',
+        b'{"id": true, "text": "x"}',
+        b'{"id": "d", "txt": "x"}',
+        b'{"id": "e", "text": 5}',
+        b"{broken",
+        b"[1, 2]",
+        b"[" * 5000,
+        b'{"id": "f", "text": "' + b"y" * 60 + b'"}',
+        b'{"id": "g", "text": "Fine."}',
+    ]
     path.write_bytes(b"\n".join(lines) + b"\n")
     nlp = spacy.blank("en")
     nlp.max_length = 50
     _, report = _convert(nlp, "jsonl", path)
     converted = {p.line: p.reason for p in report.problems}
-    annotated = {int(rec.source.rsplit(":", 1)[1]): judge(rec, nlp.max_length)
-                 for rec, _ in NoteInput(path).records()}
+    annotated = {
+        int(rec.source.rsplit(":", 1)[1]): judge(rec, nlp.max_length) for rec, _ in NoteInput(path).records()
+    }
     assert converted == {line: reason for line, reason in annotated.items() if reason is not None}
-    assert set(converted.values()) == {"empty", "undecodable", "invalid_id", "missing_text", "invalid_json",
-                                       "too_long"}
+    assert set(converted.values()) == {
+        "empty",
+        "undecodable",
+        "invalid_id",
+        "missing_text",
+        "invalid_json",
+        "too_long",
+    }
     assert set(converted.values()) <= set(REASONS)
 
 
@@ -371,10 +469,17 @@ def _small_inputs(tmp_path):
     (tmp_path / "i" / "n.txt").write_text("He had chest pain .\n", encoding="utf-8")
     (tmp_path / "i" / "n.con").write_text('c="chest pain" 1:2 1:3||t="problem"\n', encoding="utf-8")
     (tmp_path / "q.json").write_text(json.dumps(_squad(True)[1]), encoding="utf-8")
-    (tmp_path / "t.jsonl").write_text('{"text": "One two.", "label": "A"}\n{"text": "Three.", "label": "B"}\n')
+    (tmp_path / "t.jsonl").write_text(
+        '{"text": "One two.", "label": "A"}\n{"text": "Three.", "label": "B"}\n'
+    )
     (tmp_path / "t.csv").write_text("text,label\nOne two.,A\nThree.,B\n", encoding="utf-8")
-    return {"brat": tmp_path / "b", "i2b2": tmp_path / "i", "squad": tmp_path / "q.json",
-            "jsonl": tmp_path / "t.jsonl", "csv": tmp_path / "t.csv"}
+    return {
+        "brat": tmp_path / "b",
+        "i2b2": tmp_path / "i",
+        "squad": tmp_path / "q.json",
+        "jsonl": tmp_path / "t.jsonl",
+        "csv": tmp_path / "t.csv",
+    }
 
 
 def test_cli_formats_match_readers():
@@ -433,7 +538,9 @@ def test_cli_squad_round_trip(tmp_path):
 
 def test_cli_exit_codes(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(app, ["convert", str(tmp_path / "missing"), str(tmp_path / "o.spacy"), "-f", "brat"])
+    result = runner.invoke(
+        app, ["convert", str(tmp_path / "missing"), str(tmp_path / "o.spacy"), "-f", "brat"]
+    )
     assert result.exit_code == 1 and "does not exist" in result.output
     bad = tmp_path / "bad.jsonl"
     bad.write_text(f'{{"txt": "{SECRET}"}}\n{{broken {SECRET}\n', encoding="utf-8")
@@ -462,4 +569,7 @@ def test_an_odd_file_in_a_corpus_is_reported_and_the_rest_converts(tmp_path):
     (corpus / "c.ann").write_text("T1\tPROBLEM 0 10\tChest pain\n")
     report = convert_corpus("brat", corpus, tmp_path / "out.spacy")
     assert report.n_docs == 1
-    assert sorted((p.file, p.reason) for p in report.problems) == [("a.ann", "not_a_file"), ("b.ann", "not_a_file")]
+    assert sorted((p.file, p.reason) for p in report.problems) == [
+        ("a.ann", "not_a_file"),
+        ("b.ann", "not_a_file"),
+    ]

@@ -6,6 +6,7 @@ Doc converted serializes to a DocBin with its user data and reads back, every
 problem has a known reason, and the report prints (as UTF-8) without note text.
 In process and with a shared tokenizer, so the file runs in seconds.
 """
+
 import json
 import tempfile
 from pathlib import Path
@@ -22,25 +23,78 @@ from spacy_clinlong.io import REASONS
 SECRET = "zanzibarine"
 # The converters' own reasons, besides annotate's (REASONS): a new one must be added here on purpose.
 CONVERTER_REASONS = {
-    "answer_text_mismatch", "dangling_reference", "empty_span", "malformed_labels", "malformed_line",
-    "malformed_question", "malformed_span", "missing_ann", "missing_answer_text", "missing_con", "missing_data",
-    "missing_labels_field", "missing_paragraphs", "missing_question", "missing_text_field", "no_tokens",
-    "no_valid_answer", "offset_out_of_range", "text_mismatch", "unsupported_answer_start",
+    "answer_text_mismatch",
+    "dangling_reference",
+    "empty_span",
+    "malformed_labels",
+    "malformed_line",
+    "malformed_question",
+    "malformed_span",
+    "missing_ann",
+    "missing_answer_text",
+    "missing_con",
+    "missing_data",
+    "missing_labels_field",
+    "missing_paragraphs",
+    "missing_question",
+    "missing_text_field",
+    "no_tokens",
+    "no_valid_answer",
+    "offset_out_of_range",
+    "text_mismatch",
+    "unsupported_answer_start",
 }
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Characters that break parsers or Docs, mixed into arbitrary text: lone surrogates (a JSON
 # escape of half an emoji, a surrogateescape'd byte), NUL, quotes, separators, line ends.
-SPECIAL = ["\ud83d", "\udcff", "\x00", '"', "'", ",", ";", "|", ":", "\t", "\n", "\r", " ", "\u2028", "\ufeff"]
+SPECIAL = [
+    "\ud83d",
+    "\udcff",
+    "\x00",
+    '"',
+    "'",
+    ",",
+    ";",
+    "|",
+    ":",
+    "\t",
+    "\n",
+    "\r",
+    " ",
+    "\u2028",
+    "\ufeff",
+]
 # Joined from a list: st.text() drops surrogates from a mixed alphabet.
 TEXT = st.lists(st.characters(exclude_categories=()) | st.sampled_from(SPECIAL), max_size=30).map("".join)
 SCALARS = st.none() | st.booleans() | st.integers() | st.integers(min_value=2**63 - 2) | st.floats() | TEXT
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
-                    max_leaves=12)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
 # Byte runs a mangler splices in: what truncation, a stray quote, a bad byte or deep nesting look like.
 PAYLOADS = st.binary(max_size=8) | st.sampled_from(
-    [b'"', b"\n", b"\r\n", b"\t", b",", b";", b":", b"\xff", b"\xed\xa0\xbd", b"\\ud83d", b"[" * 3000, b"{", b"}",
-     b"99999999999999999999", b"-1", b" ", b"\x00"])
+    [
+        b'"',
+        b"\n",
+        b"\r\n",
+        b"\t",
+        b",",
+        b";",
+        b":",
+        b"\xff",
+        b"\xed\xa0\xbd",
+        b"\\ud83d",
+        b"[" * 3000,
+        b"{",
+        b"}",
+        b"99999999999999999999",
+        b"-1",
+        b" ",
+        b"\x00",
+    ]
+)
 
 
 @st.composite
@@ -102,18 +156,32 @@ def _check(nlp, fmt: str, path: Path, *, secret: bool = True) -> ConversionRepor
 
 # JSONL ----------------------------------------------------------------------
 
-JSONL_VALID = "\n".join(json.dumps(r) for r in [
-    {"id": "n1", "text": f"Has {SECRET} asthma.", "cats": {"ASTHMA": 1, "CHF": 0}},
-    {"id": 2, "text": "Has CHF.", "label": "CHF", "entities": [[4, 7, "DX"]]},
-    {"text": "Has COPD.", "labels": ["COPD"], "spans": [{"start": 4, "end": 8, "label": "DX"}]},
-]).encode() + b"\n"
-RECORDS = st.dictionaries(st.sampled_from(["id", "text", "cats", "label", "labels", "entities", "spans"]) | TEXT,
-                          JSON, max_size=5)
+JSONL_VALID = (
+    "\n".join(
+        json.dumps(r)
+        for r in [
+            {"id": "n1", "text": f"Has {SECRET} asthma.", "cats": {"ASTHMA": 1, "CHF": 0}},
+            {"id": 2, "text": "Has CHF.", "label": "CHF", "entities": [[4, 7, "DX"]]},
+            {"text": "Has COPD.", "labels": ["COPD"], "spans": [{"start": 4, "end": 8, "label": "DX"}]},
+        ]
+    ).encode()
+    + b"\n"
+)
+RECORDS = st.dictionaries(
+    st.sampled_from(["id", "text", "cats", "label", "labels", "entities", "spans"]) | TEXT, JSON, max_size=5
+)
 SPAN = st.tuples(st.integers(-3, 40), st.integers(-3, 40), TEXT).map(list)
-SHAPED = st.fixed_dictionaries({"text": TEXT}, optional={
-    "id": SCALARS, "cats": st.dictionaries(TEXT, SCALARS, max_size=3), "labels": st.lists(SCALARS, max_size=3),
-    "entities": st.lists(SPAN | st.fixed_dictionaries({"start": SCALARS, "end": SCALARS, "label": SCALARS}),
-                         max_size=3)})
+SHAPED = st.fixed_dictionaries(
+    {"text": TEXT},
+    optional={
+        "id": SCALARS,
+        "cats": st.dictionaries(TEXT, SCALARS, max_size=3),
+        "labels": st.lists(SCALARS, max_size=3),
+        "entities": st.lists(
+            SPAN | st.fixed_dictionaries({"start": SCALARS, "end": SCALARS, "label": SCALARS}), max_size=3
+        ),
+    },
+)
 
 
 @FUZZ
@@ -138,8 +206,9 @@ def test_jsonl_mangled(nlp, workdir, data):
 
 # CSV ------------------------------------------------------------------------
 
-CSV_VALID = (f'id,text,label\n1,"Has asthma,\nand {SECRET} CHF.",ASTHMA|CHF\n2,Has "COPD".,COPD\n'
-             '3,"Fine ""now"".",\n').encode()
+CSV_VALID = (
+    f'id,text,label\n1,"Has asthma,\nand {SECRET} CHF.",ASTHMA|CHF\n2,Has "COPD".,COPD\n3,"Fine ""now"".",\n'
+).encode()
 CSV_BINARY = f"text,asthma,chf\nA {SECRET} note.,1,0\nAnother.,0,true\n".encode()
 
 
@@ -159,12 +228,23 @@ def test_csv_mangled(nlp, workdir, data):
 
 BRAT_TXT = f"Patient denies chest pain. Left {SECRET} knee swelling.\n".encode()
 KNEE = BRAT_TXT.index(b"knee")
-BRAT_ANN = "\n".join([
-    "T1\tSign_symptom 15 25\tchest pain", "T2\tBiological_structure 15 20\tchest",
-    f"T3\tSign_symptom {KNEE} {KNEE + 4};{KNEE + 5} {KNEE + 13}\tknee swelling", "E1\tSign_symptom:T1",
-    "A1\tPOLARITY E1 NEG", "A2\tNegation T3", "R1\tMODIFY Arg1:T2 Arg2:E1", "*\tOVERLAP E1 T3",
-    "#1\tAnnotatorNotes T1\tnote", "N1\tReference T1 UMLS:C0008031\tchest pain",
-]).encode() + b"\n"
+BRAT_ANN = (
+    "\n".join(
+        [
+            "T1\tSign_symptom 15 25\tchest pain",
+            "T2\tBiological_structure 15 20\tchest",
+            f"T3\tSign_symptom {KNEE} {KNEE + 4};{KNEE + 5} {KNEE + 13}\tknee swelling",
+            "E1\tSign_symptom:T1",
+            "A1\tPOLARITY E1 NEG",
+            "A2\tNegation T3",
+            "R1\tMODIFY Arg1:T2 Arg2:E1",
+            "*\tOVERLAP E1 T3",
+            "#1\tAnnotatorNotes T1\tnote",
+            "N1\tReference T1 UMLS:C0008031\tchest pain",
+        ]
+    ).encode()
+    + b"\n"
+)
 
 
 @FUZZ
@@ -204,22 +284,41 @@ SQUAD_CONTEXT = f"The patient has {SECRET} diabetes. Metformin 500 mg was starte
 MET, DOSE = SQUAD_CONTEXT.index("Metformin"), SQUAD_CONTEXT.index("500 mg")
 SQUAD_QAS = [
     {"id": "q1", "question": "What was started?", "answers": [{"text": "Metformin", "answer_start": MET}]},
-    {"id": [["a", "b"]], "question": ["Dose?", "How much?"],  # emrQA: a list id, paraphrases
-     "answers": [{"text": "500 mg", "answer_start": DOSE}]},
+    {
+        "id": [["a", "b"]],
+        "question": ["Dose?", "How much?"],  # emrQA: a list id, paraphrases
+        "answers": [{"text": "500 mg", "answer_start": DOSE}],
+    },
     {"id": "q3", "question": "Allergies?", "answers": [], "is_impossible": True},
 ]
-SQUAD_VALID = json.dumps({"version": "v2.0", "data": [
-    {"title": "t", "paragraphs": [{"context": SQUAD_CONTEXT, "qas": SQUAD_QAS}]}]}).encode()
+SQUAD_VALID = json.dumps(
+    {
+        "version": "v2.0",
+        "data": [{"title": "t", "paragraphs": [{"context": SQUAD_CONTEXT, "qas": SQUAD_QAS}]}],
+    }
+).encode()
 ANSWER = st.fixed_dictionaries({}, optional={"text": TEXT | JSON, "answer_start": st.integers(-3, 80) | JSON})
-QA = st.fixed_dictionaries({}, optional={
-    "id": JSON, "question": TEXT | st.lists(TEXT, max_size=3) | JSON, "is_impossible": JSON,
-    "answers": st.lists(ANSWER, max_size=3) | JSON})
-PARAGRAPH = st.fixed_dictionaries({}, optional={
-    "context": st.just(SQUAD_CONTEXT) | TEXT | st.lists(TEXT, max_size=3) | JSON, "qas": st.lists(QA, max_size=3)})
+QA = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": JSON,
+        "question": TEXT | st.lists(TEXT, max_size=3) | JSON,
+        "is_impossible": JSON,
+        "answers": st.lists(ANSWER, max_size=3) | JSON,
+    },
+)
+PARAGRAPH = st.fixed_dictionaries(
+    {},
+    optional={
+        "context": st.just(SQUAD_CONTEXT) | TEXT | st.lists(TEXT, max_size=3) | JSON,
+        "qas": st.lists(QA, max_size=3),
+    },
+)
 # Well-formed down to the paragraphs (arbitrary JSON as a whole is tested above), so most examples
 # reach the contexts and questions.
-ARTICLE = st.fixed_dictionaries({"paragraphs": st.lists(PARAGRAPH, min_size=1, max_size=3)},
-                                optional={"title": JSON})
+ARTICLE = st.fixed_dictionaries(
+    {"paragraphs": st.lists(PARAGRAPH, min_size=1, max_size=3)}, optional={"title": JSON}
+)
 SQUAD = st.fixed_dictionaries({"data": st.lists(ARTICLE, min_size=1, max_size=3)})
 
 

@@ -1,4 +1,5 @@
 """The offline demo, as the README's first command runs it."""
+
 import json
 
 from typer.testing import CliRunner
@@ -31,7 +32,9 @@ def test_demo_leaves_a_trained_pipeline_that_annotates_and_answers(tmp_path):
     """The demo's trained pipeline: ner, clinlong_qa and medspaCy, loadable by path."""
     import spacy
 
-    result = CliRunner().invoke(app, ["demo", str(tmp_path / "demo"), "--n-notes", "12", "--train-steps", "6"])
+    result = CliRunner().invoke(
+        app, ["demo", str(tmp_path / "demo"), "--n-notes", "12", "--train-steps", "6"]
+    )
     assert result.exit_code == 0, result.output
     assert "[6/6]" in result.output and "Held-out notes:" in result.output and "Q: " in result.output
     nlp = spacy.load(tmp_path / "demo" / "trained")

@@ -1,4 +1,5 @@
 """`extend`: long Longformer/BigBird models made from short BERT/RoBERTa ones, the Longformer recipe."""
+
 import json
 
 import pytest
@@ -17,7 +18,9 @@ def long_text():
 
 def hidden(model, enc, **extra):
     with torch.no_grad():
-        return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **extra).last_hidden_state
+        return model(
+            input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **extra
+        ).last_hidden_state
 
 
 def test_positions_are_tiled_after_the_offsets():
@@ -48,9 +51,17 @@ def roberta_mlm(tmp_path_factory, tiny_models):
     from transformers import AutoTokenizer, RobertaConfig, RobertaForMaskedLM
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_models("longformer"))
-    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=128, max_position_embeddings=514, pad_token_id=tokenizer.pad_token_id,
-                           bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=514,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     torch.manual_seed(2)
     out = tmp_path_factory.mktemp("roberta-mlm")
     RobertaForMaskedLM(config).eval().save_pretrained(out)
@@ -77,7 +88,10 @@ def test_longformer_from_short_model_matches_it_and_runs_long(source, request, t
     glob[:, 0] = 1
     assert torch.allclose(hidden(short, enc), hidden(long, enc), atol=1e-4)
     assert torch.allclose(hidden(short, enc), hidden(long, enc, global_attention_mask=glob), atol=1e-4)
-    mlm_short, mlm_long = AutoModelForMaskedLM.from_pretrained(src).eval(), AutoModelForMaskedLM.from_pretrained(out).eval()
+    mlm_short, mlm_long = (
+        AutoModelForMaskedLM.from_pretrained(src).eval(),
+        AutoModelForMaskedLM.from_pretrained(out).eval(),
+    )
     with torch.no_grad():
         a = mlm_short(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
         b = mlm_long(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
@@ -150,8 +164,10 @@ def test_extend_refuses_what_it_cannot_convert(tmp_path, tiny_models, bert_mlm):
     runner = CliRunner()
     result = runner.invoke(app, ["extend", str(tiny_models("modernbert")), str(tmp_path / "d")])
     assert result.exit_code == 1 and "BERT or RoBERTa" in result.output
-    result = runner.invoke(app, ["extend", str(bert_mlm), str(tmp_path / "e"), "--max-length", "1024",
-                                 "--attention-window", "64"])
+    result = runner.invoke(
+        app,
+        ["extend", str(bert_mlm), str(tmp_path / "e"), "--max-length", "1024", "--attention-window", "64"],
+    )
     assert result.exit_code == 0, result.output
     assert "Masked-LM head: copied" in result.output
     assert json.loads((tmp_path / "e" / "clinlong_extend.json").read_text())["max_length"] == 1024

@@ -1,4 +1,5 @@
 """The Doc/Span attributes of spacy-clinlong are its own or refused."""
+
 import pytest
 from spacy.tokens import Doc, Span
 
@@ -8,8 +9,10 @@ from spacy_clinlong.pipes.extensions import install_extensions
 @pytest.fixture
 def restore_extensions():
     install_extensions()
-    saved = {(cls, name): cls.get_extension(name) for cls, name in
-             [(Doc, "questions"), (Doc, "answers"), (Span, "score"), (Doc, "note_id")]}
+    saved = {
+        (cls, name): cls.get_extension(name)
+        for cls, name in [(Doc, "questions"), (Doc, "answers"), (Span, "score"), (Doc, "note_id")]
+    }
     yield
     for (cls, name), (default, _method, getter, setter) in saved.items():
         kwargs = {"getter": getter, "setter": setter} if getter else {"default": default}

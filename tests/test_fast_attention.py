@@ -1,4 +1,5 @@
 """The fast attention paths give Hugging Face's outputs (1e-4, fp32), or give way to them."""
+
 import copy
 
 import pytest
@@ -131,7 +132,11 @@ def test_fast_attention_keeps_weights_and_switches_back():
     config = _config()
     stock, fast = _pair(config)
     assert has_fast_attention(fast) and not has_fast_attention(stock)
-    assert all(type(m) is FastLongformerSelfAttention for m in fast.modules() if isinstance(m, LongformerSelfAttention))
+    assert all(
+        type(m) is FastLongformerSelfAttention
+        for m in fast.modules()
+        if isinstance(m, LongformerSelfAttention)
+    )
     before = {k: v.clone() for k, v in fast.state_dict().items()}
     assert before.keys() == stock.state_dict().keys()
     use_fast_attention(fast, False)
@@ -298,7 +303,14 @@ def test_layers_of_one_model_share_a_cache_that_copies_start_empty():
 
 @pytest.mark.parametrize(
     "version,supported",
-    [("4.47.1", False), ("4.48.0", True), ("4.53.2", True), ("4.53.3", False), ("5.0.0", False), ("dev", False)],
+    [
+        ("4.47.1", False),
+        ("4.48.0", True),
+        ("4.53.2", True),
+        ("4.53.3", False),
+        ("5.0.0", False),
+        ("dev", False),
+    ],
 )
 def test_tested_transformers_range(version, supported):
     from spacy_clinlong.models.attention import transformers_supported

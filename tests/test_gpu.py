@@ -1,4 +1,5 @@
 """Mixed precision on a CUDA GPU (opt-in: pytest --gpu)."""
+
 import numpy
 import pytest
 import spacy
@@ -52,17 +53,43 @@ def test_fast_attention_matches_hugging_face_on_gpu(arch):
 
     torch.manual_seed(0)
     if arch == "longformer":
-        model = LongformerModel(LongformerConfig(
-            hidden_size=256, num_attention_heads=4, intermediate_size=512, num_hidden_layers=2,
-            attention_window=[512] * 2, max_position_embeddings=4098, vocab_size=300, pad_token_id=1))
+        model = LongformerModel(
+            LongformerConfig(
+                hidden_size=256,
+                num_attention_heads=4,
+                intermediate_size=512,
+                num_hidden_layers=2,
+                attention_window=[512] * 2,
+                max_position_embeddings=4098,
+                vocab_size=300,
+                pad_token_id=1,
+            )
+        )
     elif arch == "bigbird":
-        model = BigBirdModel(BigBirdConfig(
-            hidden_size=256, num_attention_heads=4, intermediate_size=512, num_hidden_layers=2,
-            block_size=64, max_position_embeddings=4096, vocab_size=300))
+        model = BigBirdModel(
+            BigBirdConfig(
+                hidden_size=256,
+                num_attention_heads=4,
+                intermediate_size=512,
+                num_hidden_layers=2,
+                block_size=64,
+                max_position_embeddings=4096,
+                vocab_size=300,
+            )
+        )
     else:
-        model = ModernBertModel(ModernBertConfig(
-            hidden_size=256, num_attention_heads=4, intermediate_size=512, num_hidden_layers=3,
-            max_position_embeddings=8192, vocab_size=300, pad_token_id=0, attn_implementation="sdpa"))
+        model = ModernBertModel(
+            ModernBertConfig(
+                hidden_size=256,
+                num_attention_heads=4,
+                intermediate_size=512,
+                num_hidden_layers=3,
+                max_position_embeddings=8192,
+                vocab_size=300,
+                pad_token_id=0,
+                attn_implementation="sdpa",
+            )
+        )
     stock = model.eval().cuda()
     fast = copy.deepcopy(stock)
     assert use_fast_attention(fast) and has_fast_attention(fast)
@@ -99,8 +126,19 @@ def test_annotate_on_gpu_keeps_every_note(engine, annotate_pipeline, short_notes
     source = tmp_path / "notes.jsonl"
     source.write_text("".join(json.dumps(n) + "\n" for n in notes))
     try:
-        summary = annotate(JobSpec(model=str(annotate_pipeline), input=str(source), output=str(tmp_path / "out.jsonl"),
-                                   shard_size=50), engine=engine, gpu_id=0, workers=1, progress=False, echo=print)
+        summary = annotate(
+            JobSpec(
+                model=str(annotate_pipeline),
+                input=str(source),
+                output=str(tmp_path / "out.jsonl"),
+                shard_size=50,
+            ),
+            engine=engine,
+            gpu_id=0,
+            workers=1,
+            progress=False,
+            echo=print,
+        )
     finally:
         spacy.require_cpu()
     views = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]

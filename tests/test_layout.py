@@ -1,4 +1,5 @@
 """The package's layering: nothing imports upward, no private name leaves its module."""
+
 import ast
 from pathlib import Path
 

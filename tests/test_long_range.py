@@ -1,4 +1,5 @@
 """Entity recall by distance from the section header (the compare step's long-range view)."""
+
 import pytest
 import spacy
 import srsly
@@ -10,7 +11,9 @@ from spacy_clinlong.evaluation.summary import summarize
 
 def _gold(nlp):
     filler = " ".join(["x"] * 140)
-    return _gold_from(nlp, f"ALLERGIES: Penicillin\n{filler} Penicillin\nMEDICATIONS: Penicillin\nSOCIAL HISTORY: none")
+    return _gold_from(
+        nlp, f"ALLERGIES: Penicillin\n{filler} Penicillin\nMEDICATIONS: Penicillin\nSOCIAL HISTORY: none"
+    )
 
 
 def _gold_from(nlp, text):
@@ -83,13 +86,19 @@ def test_cli_writes_json_that_summarize_tables(ruler_nlp, tmp_path):
     ruler_nlp.to_disk(tmp_path / "model")
     DocBin(docs=[_gold(ruler_nlp)]).to_disk(tmp_path / "gold.spacy")
     out = tmp_path / "metrics" / "longrange_long.json"
-    result = CliRunner().invoke(app, ["long-range", str(tmp_path / "model"), str(tmp_path / "gold.spacy"), str(out)])
+    result = CliRunner().invoke(
+        app, ["long-range", str(tmp_path / "model"), str(tmp_path / "gold.spacy"), str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert srsly.read_json(out)["longrange_per_bucket"]["ALLERGEN far"]["r"] == 1.0
-    srsly.write_json(tmp_path / "metrics" / "longrange_strided.json", {
-        "longrange_far_recall": 0.25, "longrange_far_n": 1,
-        "longrange_per_bucket": {"ALLERGEN far": {"r": 0.25, "n": 1}},
-    })
+    srsly.write_json(
+        tmp_path / "metrics" / "longrange_strided.json",
+        {
+            "longrange_far_recall": 0.25,
+            "longrange_far_n": 1,
+            "longrange_per_bucket": {"ALLERGEN far": {"r": 0.25, "n": 1}},
+        },
+    )
     summary = summarize(tmp_path / "metrics")
     assert "| longrange | long | longrange_far_recall | 1.000 |" in summary
     assert "| ALLERGEN far | 1.000 | 0.250 | +0.750 |" in summary

@@ -1,4 +1,5 @@
 """Window planning and token-to-window alignment, without a model."""
+
 import numpy
 import pytest
 import spacy

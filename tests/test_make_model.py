@@ -1,4 +1,5 @@
 """make-model: offline tokenizers and random-weight models that load like hub checkpoints."""
+
 import hashlib
 import json
 import shutil
@@ -28,8 +29,12 @@ TOKENIZER_CLASS = {
     "modernbert": "PreTrainedTokenizerFast",
     "bert": "BertTokenizerFast",
 }
-MODEL_CLASS = {"longformer": "LongformerModel", "bigbird": "BigBirdModel",
-               "modernbert": "ModernBertModel", "bert": "BertModel"}
+MODEL_CLASS = {
+    "longformer": "LongformerModel",
+    "bigbird": "BigBirdModel",
+    "modernbert": "ModernBertModel",
+    "bert": "BertModel",
+}
 HARD_INPUTS = {
     "empty": "",
     "emoji": "Pt 😀 feels 🫀 better 👍🏽",
@@ -41,30 +46,74 @@ HARD_INPUTS = {
 
 # Every number that decides speed and memory, as in the real checkpoints.
 BASE_SHAPES = {
-    "longformer": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12,
-                       intermediate_size=3072, attention_window=[512] * 12,
-                       max_position_embeddings=4098, vocab_size=50265, type_vocab_size=1,
-                       pad_token_id=1, bos_token_id=0, eos_token_id=2, sep_token_id=2,
-                       layer_norm_eps=1e-5),
-    "bigbird": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12,
-                    intermediate_size=3072, attention_type="block_sparse", block_size=64,
-                    num_random_blocks=3, max_position_embeddings=4096, vocab_size=50358,
-                    pad_token_id=0, bos_token_id=1, eos_token_id=2, sep_token_id=66),
-    "modernbert": dict(num_hidden_layers=22, hidden_size=768, num_attention_heads=12,
-                       intermediate_size=1152, local_attention=128, global_attn_every_n_layers=3,
-                       max_position_embeddings=8192, vocab_size=50368, cls_token_id=50281,
-                       sep_token_id=50282, pad_token_id=50283, bos_token_id=50281,
-                       eos_token_id=50282),
-    "bert": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12,
-                 intermediate_size=3072, max_position_embeddings=512, vocab_size=28996,
-                 pad_token_id=0, type_vocab_size=2),
+    "longformer": dict(
+        num_hidden_layers=12,
+        hidden_size=768,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        attention_window=[512] * 12,
+        max_position_embeddings=4098,
+        vocab_size=50265,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        sep_token_id=2,
+        layer_norm_eps=1e-5,
+    ),
+    "bigbird": dict(
+        num_hidden_layers=12,
+        hidden_size=768,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        attention_type="block_sparse",
+        block_size=64,
+        num_random_blocks=3,
+        max_position_embeddings=4096,
+        vocab_size=50358,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        sep_token_id=66,
+    ),
+    "modernbert": dict(
+        num_hidden_layers=22,
+        hidden_size=768,
+        num_attention_heads=12,
+        intermediate_size=1152,
+        local_attention=128,
+        global_attn_every_n_layers=3,
+        max_position_embeddings=8192,
+        vocab_size=50368,
+        cls_token_id=50281,
+        sep_token_id=50282,
+        pad_token_id=50283,
+        bos_token_id=50281,
+        eos_token_id=50282,
+    ),
+    "bert": dict(
+        num_hidden_layers=12,
+        hidden_size=768,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        max_position_embeddings=512,
+        vocab_size=28996,
+        pad_token_id=0,
+        type_vocab_size=2,
+    ),
 }
 TINY_SHAPES = {
     "longformer": dict(num_hidden_layers=2, attention_window=[32, 32], max_position_embeddings=4098),
-    "bigbird": dict(num_hidden_layers=2, attention_type="block_sparse", block_size=16,
-                    num_random_blocks=2, max_position_embeddings=4096),
-    "modernbert": dict(num_hidden_layers=3, global_attn_every_n_layers=3, local_attention=32,
-                       max_position_embeddings=8192),
+    "bigbird": dict(
+        num_hidden_layers=2,
+        attention_type="block_sparse",
+        block_size=16,
+        num_random_blocks=2,
+        max_position_embeddings=4096,
+    ),
+    "modernbert": dict(
+        num_hidden_layers=3, global_attn_every_n_layers=3, local_attention=32, max_position_embeddings=8192
+    ),
     "bert": dict(num_hidden_layers=2, max_position_embeddings=512),
 }
 SENTENCE = "The patient denies chest pain. Lisinopril 10 mg daily."
@@ -112,11 +161,15 @@ def test_attention_window_sets_every_longformer_layer(tmp_path):
     assert make_config("longformer", "tiny", attention_window=512).attention_window == [512, 512]
     assert make_config("longformer", "base").attention_window == [512] * 12
     out = tmp_path / "lf512"
-    result = CliRunner().invoke(app, ["make-model", "--arch", "longformer", "--attention-window", "512", str(out)])
+    result = CliRunner().invoke(
+        app, ["make-model", "--arch", "longformer", "--attention-window", "512", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "config.json").read_text())["attention_window"] == [512, 512]
     # 0 keeps each size's own, so one project setting serves every arch
-    result = CliRunner().invoke(app, ["make-model", "--arch", "bert", "--attention-window", "0", str(tmp_path / "b")])
+    result = CliRunner().invoke(
+        app, ["make-model", "--arch", "bert", "--attention-window", "0", str(tmp_path / "b")]
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -132,8 +185,9 @@ def test_tiny_loads_with_auto_classes_and_runs(arch, tiny_models):
         assert getattr(config, name) == value, name
     # Long enough to leave BigBird block-sparse, exceed Longformer's window and
     # ModernBERT's local window, short enough for BERT.
-    enc = tokenizer([SENTENCE, SENTENCE * 40], padding=True, truncation=True, max_length=500,
-                    return_tensors="pt")
+    enc = tokenizer(
+        [SENTENCE, SENTENCE * 40], padding=True, truncation=True, max_length=500, return_tensors="pt"
+    )
     assert enc["input_ids"].shape[1] > 200
     with torch.no_grad():
         hidden = model(**enc).last_hidden_state
@@ -185,8 +239,9 @@ def test_tokenizer_handles_any_text(arch, name, tiny_models):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_model_reads_hard_inputs(arch, tiny_models):
     tokenizer, model = load(tiny_models(arch))
-    enc = tokenizer(list(HARD_INPUTS.values()), padding=True, truncation=True, max_length=200,
-                    return_tensors="pt")
+    enc = tokenizer(
+        list(HARD_INPUTS.values()), padding=True, truncation=True, max_length=200, return_tensors="pt"
+    )
     with torch.no_grad():
         hidden = model(**enc).last_hidden_state
     assert torch.isfinite(hidden).all()
@@ -235,7 +290,9 @@ def test_rebuild_replaces_an_earlier_build_and_spares_other_dirs(tmp_path):
 def test_cli_builds_and_reports(tmp_path):
     assert tuple(a.value for a in Arch) == ARCHS and tuple(s.value for s in Size) == SIZES
     out = tmp_path / "new" / "bert"
-    result = CliRunner().invoke(app, ["make-model", "--arch", "bert", "--size", "tiny", "--seed", "3", str(out)])
+    result = CliRunner().invoke(
+        app, ["make-model", "--arch", "bert", "--size", "tiny", "--seed", "3", str(out)]
+    )
     assert result.exit_code == 0, result.output
     info = json.loads((out / "clinlong_build.json").read_text())
     assert info["seed"] == 3

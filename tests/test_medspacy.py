@@ -1,5 +1,6 @@
 """medspaCy after the model: ConText flags and sections on the model's entities, quiet PyRuSH,
 the pipeline's own tokenizer, the JSON view, and a round trip through to_disk/spacy.load."""
+
 import json
 import subprocess
 import sys
@@ -21,8 +22,10 @@ def ruler_pipeline():
     """A stand-in for a trained ner: fixed entities, so the rules' effect is exact."""
     nlp = spacy.blank("en")
     ruler = nlp.add_pipe("entity_ruler")
-    ruler.add_patterns([{"label": "PROBLEM", "pattern": p} for p in ("chest pain", "cough", "diabetes")]
-                       + [{"label": "PROBLEM", "pattern": "Hypertension"}])
+    ruler.add_patterns(
+        [{"label": "PROBLEM", "pattern": p} for p in ("chest pain", "cough", "diabetes")]
+        + [{"label": "PROBLEM", "pattern": "Hypertension"}]
+    )
     return nlp
 
 
@@ -32,8 +35,13 @@ def ents_by_text(doc):
 
 def test_context_flags_and_sections_on_the_pipeline_entities():
     nlp = add_medspacy(ruler_pipeline())
-    assert nlp.pipe_names == ["entity_ruler", "clinlong_pyrush", "medspacy_sectionizer", "medspacy_context",
-                              "medspacy_doc_consumer"]
+    assert nlp.pipe_names == [
+        "entity_ruler",
+        "clinlong_pyrush",
+        "medspacy_sectionizer",
+        "medspacy_context",
+        "medspacy_doc_consumer",
+    ]
     doc = nlp(NOTE)
     ents = ents_by_text(doc)
     assert ents["chest pain"]._.is_negated is True
@@ -56,8 +64,9 @@ def test_the_pipeline_tokenizer_stays():
 def test_target_rules_add_to_the_model_entities_without_overriding_them():
     from medspacy.target_matcher import TargetRule
 
-    nlp = add_medspacy(ruler_pipeline(), target_rules=[TargetRule("afib", "PROBLEM"),
-                                                       TargetRule("chest pain", "SYMPTOM")])
+    nlp = add_medspacy(
+        ruler_pipeline(), target_rules=[TargetRule("afib", "PROBLEM"), TargetRule("chest pain", "SYMPTOM")]
+    )
     doc = nlp("No afib. Denies chest pain.")
     labels = {ent.text: ent.label_ for ent in doc.ents}
     assert labels == {"afib": "PROBLEM", "chest pain": "PROBLEM"}  # the model's label wins the overlap
@@ -115,7 +124,10 @@ def test_json_view_carries_answers(tiny_models):
     doc._.answers = [answer, None]
     view = doc_to_json(doc)
     assert view["answers"] == [
-        {"question": "What dose of metformin?", "answer": {"start": 10, "end": 16, "text": "500 mg", "score": 3.5}},
+        {
+            "question": "What dose of metformin?",
+            "answer": {"start": 10, "end": 16, "text": "500 mg", "score": 3.5},
+        },
         {"question": "What is the patient allergic to?", "answer": None},
     ]
     assert view["entities"] == [] and view["id"] is None
@@ -140,11 +152,20 @@ def test_transformer_entities_get_context_and_the_pipeline_round_trips(tiny_mode
     """Entities from a transformer ner (untrained weights, fixed by a ruler after it) keep ConText
     flags through to_disk and spacy.load with the medspaCy components loaded by name."""
     nlp = spacy.blank("en")
-    nlp.add_pipe("transformer", config={"model": {"@architectures": "spacy-clinlong.LongTransformerModel.v1",
-                                                  "name": str(tiny_models("longformer"))}})
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-clinlong.LongTransformerModel.v1",
+                "name": str(tiny_models("longformer")),
+            }
+        },
+    )
     ruler = nlp.add_pipe("entity_ruler")
     nlp.initialize()
-    ruler.add_patterns([{"label": "PROBLEM", "pattern": "chest pain"}, {"label": "PROBLEM", "pattern": "diabetes"}])
+    ruler.add_patterns(
+        [{"label": "PROBLEM", "pattern": "chest pain"}, {"label": "PROBLEM", "pattern": "diabetes"}]
+    )
     add_medspacy(nlp)
     nlp.to_disk(tmp_path / "pipeline")
     loaded = spacy.load(tmp_path / "pipeline")
@@ -160,33 +181,63 @@ def test_transformer_entities_get_context_and_the_pipeline_round_trips(tiny_mode
         "doc = nlp('FAMILY HISTORY: Mother with diabetes.'); "
         "print([(e.text, e._.is_family) for e in doc.ents])"
     )
-    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "pipeline")], capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "pipeline")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "('diabetes', True)" in result.stdout
     assert "DEBUG" not in result.stderr
 
 
 # clinlong_context: medspaCy's ConText, graph built group by group, so its work grows with the note.
-PROBLEMS = ("chest pain", "cough", "diabetes", "hypertension", "pneumonia", "fever", "effusion", "nausea",
-            "history")
+PROBLEMS = (
+    "chest pain",
+    "cough",
+    "diabetes",
+    "hypertension",
+    "pneumonia",
+    "fever",
+    "effusion",
+    "nausea",
+    "history",
+)
 SENTENCES = (
-    "Denies chest pain.", "No evidence of pneumonia or effusion.", "Reports cough for two days.",
-    "History of hypertension.", "Mother with diabetes.", "If fever develops, return to clinic.",
-    "Possible pneumonia, but no fever.", "No chest pain, cough, or nausea.",
-    "Patient denies fever but reports cough.", "Family history of diabetes and hypertension.",
-    "Rule out pneumonia.", "No increase in cough.", "Hypertension.\n", "FAMILY HISTORY: Mother with diabetes.\n",
-    "Chest pain resolved.", "No history of nausea.", "Cough\n\n", "Brother with fever",
+    "Denies chest pain.",
+    "No evidence of pneumonia or effusion.",
+    "Reports cough for two days.",
+    "History of hypertension.",
+    "Mother with diabetes.",
+    "If fever develops, return to clinic.",
+    "Possible pneumonia, but no fever.",
+    "No chest pain, cough, or nausea.",
+    "Patient denies fever but reports cough.",
+    "Family history of diabetes and hypertension.",
+    "Rule out pneumonia.",
+    "No increase in cough.",
+    "Hypertension.\n",
+    "FAMILY HISTORY: Mother with diabetes.\n",
+    "Chest pain resolved.",
+    "No history of nausea.",
+    "Cough\n\n",
+    "Brother with fever",
     "Past history of effusion; no pneumonia.",
 )
-CONTEXT_CONFIGS = {"default": {}, "window": {"max_scope": 3}, "prune": {"prune_on_target_overlap": True},
-                   "targets": {"max_targets": 1}}
+CONTEXT_CONFIGS = {
+    "default": {},
+    "window": {"max_scope": 3},
+    "prune": {"prune_on_target_overlap": True},
+    "targets": {"max_targets": 1},
+}
 
 
 def context_pipeline(factory, config):
     nlp = spacy.blank("en")
     nlp.add_pipe("entity_ruler").add_patterns(
-        [{"label": "PROBLEM", "pattern": [{"LOWER": w} for w in p.split()]} for p in PROBLEMS])
+        [{"label": "PROBLEM", "pattern": [{"LOWER": w} for w in p.split()]} for p in PROBLEMS]
+    )
     add_medspacy(nlp, sectionizer=False, context=False, doc_consumer=False)
     nlp.add_pipe(factory, config=config)
     return nlp
@@ -199,8 +250,19 @@ def context_view(doc):
     return {
         "modifiers": [modifier(m) for m in graph.modifiers],
         "edges": [((t.start, t.end), modifier(m)) for t, m in graph.edges],
-        "ents": [(e.start, e.end, e._.is_negated, e._.is_historical, e._.is_family, e._.is_hypothetical,
-                  e._.is_uncertain, [modifier(m) for m in e._.modifiers]) for e in doc.ents],
+        "ents": [
+            (
+                e.start,
+                e.end,
+                e._.is_negated,
+                e._.is_historical,
+                e._.is_family,
+                e._.is_hypothetical,
+                e._.is_uncertain,
+                [modifier(m) for m in e._.modifiers],
+            )
+            for e in doc.ents
+        ],
     }
 
 
@@ -217,8 +279,9 @@ def context_pair(request):
     return context_pipeline("medspacy_context", config), context_pipeline("clinlong_context", config)
 
 
-@pytest.mark.parametrize("text", [NOTE, random_note(0), random_note(1), random_note(2)],
-                         ids=["note", "r0", "r1", "r2"])
+@pytest.mark.parametrize(
+    "text", [NOTE, random_note(0), random_note(1), random_note(2)], ids=["note", "r0", "r1", "r2"]
+)
 def test_clinlong_context_sets_what_medspacy_context_sets(context_pair, text):
     stock, ours = context_pair
     expected, got = context_view(stock(text)), context_view(ours(text))

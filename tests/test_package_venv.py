@@ -1,5 +1,6 @@
 """A packaged pipeline installs into a fresh virtual environment, offline, and loads by name
 with no project folder around (slow: the environment installs torch and spaCy; run with --slow)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,15 @@ def _run(cmd, **kwargs):
 @pytest.mark.slow
 def test_wheel_installs_and_loads_in_a_fresh_venv(tiny_models, tmp_path):
     nlp = spacy.blank("en")
-    nlp.add_pipe("transformer", config={"model": {"@architectures": "spacy-clinlong.LongTransformerModel.v1",
-                                                  "name": str(tiny_models("longformer"))}})
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-clinlong.LongTransformerModel.v1",
+                "name": str(tiny_models("longformer")),
+            }
+        },
+    )
     ruler = nlp.add_pipe("entity_ruler")
     nlp.initialize()
     ruler.add_patterns([{"label": "PROBLEM", "pattern": "chest pain"}])
@@ -31,15 +39,37 @@ def test_wheel_installs_and_loads_in_a_fresh_venv(tiny_models, tmp_path):
     nlp.meta["version"] = "0.0.1"
     nlp.to_disk(tmp_path / "pipeline")
     (tmp_path / "packages").mkdir()
-    _run([sys.executable, "-m", "spacy", "package", tmp_path / "pipeline", tmp_path / "packages", "--build", "wheel",
-          "--force"])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "package",
+            tmp_path / "pipeline",
+            tmp_path / "packages",
+            "--build",
+            "wheel",
+            "--force",
+        ]
+    )
     pipeline_wheel = next((tmp_path / "packages").glob("*/dist/*.whl"))
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", ROOT, "-w", tmp_path / "wheels"])
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", venv])
     python = venv / "bin" / "python"
-    _run([python, "-m", "pip", "install", "-q", "torch==2.13.0", "--find-links", tmp_path / "wheels",
-          pipeline_wheel])
+    _run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "torch==2.13.0",
+            "--find-links",
+            tmp_path / "wheels",
+            pipeline_wheel,
+        ]
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     script = (

@@ -1,4 +1,5 @@
 """Continued masked-LM pretraining: streaming, packing, masking, the run, resumption, torchrun."""
+
 import json
 import logging
 import os
@@ -48,8 +49,17 @@ def tokenizer(tiny_models):
 
 
 def small_settings(**overrides) -> PretrainSettings:
-    values = dict(max_steps=6, max_length=256, batch_size=2, learning_rate=1e-3, save_steps=3,
-                  logging_steps=3, max_eval_notes=2, eval_fraction=0.1, use_cpu=True)
+    values = dict(
+        max_steps=6,
+        max_length=256,
+        batch_size=2,
+        learning_rate=1e-3,
+        save_steps=3,
+        logging_steps=3,
+        max_eval_notes=2,
+        eval_fraction=0.1,
+        use_cpu=True,
+    )
     values.update(overrides)
     return PretrainSettings(**values)
 
@@ -68,8 +78,10 @@ def test_sources_stream_txt_jsonl_csv_and_count_bad_records(tmp_path, caplog):
     assert source.skipped == {"undecodable": 1, "empty": 1}
 
     jsonl = tmp_path / "notes.jsonl"
-    jsonl.write_bytes(b'{"text": "One."}\n{"text": ""}\nnot json ' + SECRET.encode() + b'\n'
-                      b'\n{"text": "caf\xff"}\n{"id": 3}\n{"text": "Two."}\n')
+    jsonl.write_bytes(
+        b'{"text": "One."}\n{"text": ""}\nnot json ' + SECRET.encode() + b"\n"
+        b'\n{"text": "caf\xff"}\n{"id": 3}\n{"text": "Two."}\n'
+    )
     source = NoteSource(jsonl)
     with caplog.at_level(logging.WARNING):
         assert list(source) == ["One.", "Two."]
@@ -78,8 +90,11 @@ def test_sources_stream_txt_jsonl_csv_and_count_bad_records(tmp_path, caplog):
     assert "notes.jsonl:3" in caplog.text
 
     table = tmp_path / "notes.csv"
-    table.write_bytes(b'id,note\n1,"Line one\nline two"\n2,\n3,"caf\xff"\n4,Last.\n5,"Five" oops "more\n6,rest of five '
-                      + SECRET.encode() + b'"\n7,Seven.\n8,cut, at a comma\n')
+    table.write_bytes(
+        b'id,note\n1,"Line one\nline two"\n2,\n3,"caf\xff"\n4,Last.\n5,"Five" oops "more\n6,rest of five '
+        + SECRET.encode()
+        + b'"\n7,Seven.\n8,cut, at a comma\n'
+    )
     source = NoteSource(table, text_field="note")
     with caplog.at_level(logging.WARNING):
         assert list(source) == ["Line one\nline two", "Last.", "Seven."]
@@ -148,8 +163,13 @@ def test_packing_fills_every_sequence_and_keeps_every_wordpiece(notes, tokenizer
 def test_whole_word_masking_masks_all_pieces_of_a_word_and_never_specials(notes, tokenizer):
     sequences = list(pack_notes(notes[:4], tokenizer, 256))
     batch = pad_batch(sequences, tokenizer.pad_token_id)
-    out = mask_batch(batch["input_ids"], batch["word_groups"], tokenizer=tokenizer, mlm_probability=0.3,
-                     generator=torch.Generator().manual_seed(0))
+    out = mask_batch(
+        batch["input_ids"],
+        batch["word_groups"],
+        tokenizer=tokenizer,
+        mlm_probability=0.3,
+        generator=torch.Generator().manual_seed(0),
+    )
     chosen = out["labels"] != -100
     groups = batch["word_groups"]
     multi_piece_words = 0
@@ -192,8 +212,12 @@ def test_settings_out_of_range_are_refused():
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, tiny_models, jsonl_corpus):
     out = tmp_path_factory.mktemp("pretrained") / "model"
-    metrics = run_pretraining(str(tiny_models("longformer")), jsonl_corpus, out,
-                              small_settings(max_steps=40, save_steps=20, learning_rate=2e-3))
+    metrics = run_pretraining(
+        str(tiny_models("longformer")),
+        jsonl_corpus,
+        out,
+        small_settings(max_steps=40, save_steps=20, learning_rate=2e-3),
+    )
     return out, metrics
 
 
@@ -242,7 +266,10 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, tiny_models, jsonl_co
         run_pretraining(model, jsonl_corpus, cut, small_settings(max_length=128))
     again = run_pretraining(model, jsonl_corpus, cut, small_settings(max_length=128, resume=False))
     assert again["resumed_from"] is None and again["steps"] == 6 and again["max_length"] == 128
-    assert sorted(p.name for p in (cut / "checkpoints").glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-6"]
+    assert sorted(p.name for p in (cut / "checkpoints").glob("checkpoint-*")) == [
+        "checkpoint-3",
+        "checkpoint-6",
+    ]
 
 
 def test_note_text_stays_out_of_logs(tmp_path, tiny_models, capfd, caplog):
@@ -252,8 +279,12 @@ def test_note_text_stays_out_of_logs(tmp_path, tiny_models, capfd, caplog):
         (corpus / f"{i}.txt").write_text(f"{SECRET} number {i}. " * 20, encoding="utf8")
     (corpus / "bad.txt").write_bytes(SECRET.encode() + b"\xff")
     with caplog.at_level(logging.DEBUG):
-        metrics = run_pretraining(str(tiny_models("longformer")), corpus, tmp_path / "out",
-                                  small_settings(max_steps=2, save_steps=2, logging_steps=1))
+        metrics = run_pretraining(
+            str(tiny_models("longformer")),
+            corpus,
+            tmp_path / "out",
+            small_settings(max_steps=2, save_steps=2, logging_steps=1),
+        )
     captured = capfd.readouterr()
     assert metrics["skipped_notes"] == {"undecodable": 1}
     for stream in (captured.out, captured.err, caplog.text):
@@ -263,10 +294,30 @@ def test_note_text_stays_out_of_logs(tmp_path, tiny_models, capfd, caplog):
 def test_cli_pretrain_and_its_errors(tmp_path, tiny_models, jsonl_corpus):
     runner = CliRunner()
     out = tmp_path / "cli"
-    result = runner.invoke(app, ["pretrain", str(tiny_models("longformer")), str(jsonl_corpus), str(out),
-                                 "--max-steps", "2", "--max-length", "128", "--batch-size", "2",
-                                 "--whole-word-mask", "--gpu-id", "-1", "--eval-corpus", str(jsonl_corpus),
-                                 "--max-eval-notes", "1", "--metrics", str(tmp_path / "m" / "pretrain_mlm.json")])
+    result = runner.invoke(
+        app,
+        [
+            "pretrain",
+            str(tiny_models("longformer")),
+            str(jsonl_corpus),
+            str(out),
+            "--max-steps",
+            "2",
+            "--max-length",
+            "128",
+            "--batch-size",
+            "2",
+            "--whole-word-mask",
+            "--gpu-id",
+            "-1",
+            "--eval-corpus",
+            str(jsonl_corpus),
+            "--max-eval-notes",
+            "1",
+            "--metrics",
+            str(tmp_path / "m" / "pretrain_mlm.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Held-out masked-LM loss" in result.output
     metrics = json.loads((out / METRICS_FILE).read_text(encoding="utf8"))
@@ -274,8 +325,9 @@ def test_cli_pretrain_and_its_errors(tmp_path, tiny_models, jsonl_corpus):
     assert json.loads((tmp_path / "m" / "pretrain_mlm.json").read_text(encoding="utf8")) == metrics
     empty = tmp_path / "empty.jsonl"
     empty.write_text('{"text": ""}\n', encoding="utf8")
-    result = runner.invoke(app, ["pretrain", str(tiny_models("longformer")), str(empty), str(tmp_path / "x"),
-                                 "--gpu-id", "-1"])
+    result = runner.invoke(
+        app, ["pretrain", str(tiny_models("longformer")), str(empty), str(tmp_path / "x"), "--gpu-id", "-1"]
+    )
     assert result.exit_code == 1
     assert "fewer than two good notes" in result.output
     result = runner.invoke(app, ["pretrain", str(tmp_path / "nope"), str(jsonl_corpus), str(tmp_path / "y")])
@@ -286,9 +338,31 @@ def test_cli_pretrain_and_its_errors(tmp_path, tiny_models, jsonl_corpus):
 def test_torchrun_runs_the_same_command_data_parallel(tmp_path, tiny_models, jsonl_corpus):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "spacy_clinlong", "pretrain", str(tiny_models("longformer")), str(jsonl_corpus), str(out),
-           "--max-steps", "3", "--max-length", "128", "--batch-size", "2", "--save-steps", "3", "--gpu-id", "-1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "spacy_clinlong",
+        "pretrain",
+        str(tiny_models("longformer")),
+        str(jsonl_corpus),
+        str(out),
+        "--max-steps",
+        "3",
+        "--max-length",
+        "128",
+        "--batch-size",
+        "2",
+        "--save-steps",
+        "3",
+        "--gpu-id",
+        "-1",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((out / METRICS_FILE).read_text(encoding="utf8"))

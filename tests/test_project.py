@@ -1,4 +1,5 @@
 """project.yml runs with `spacy project run`, offline, from a copy of the project."""
+
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,9 @@ def test_project_yml_declares_help_and_outputs():
     project = srsly.read_yaml(ROOT / "project.yml")
     assert project["vars"]["gpu_id"] == -1
     for command in project["commands"]:
-        assert command.get("help") and (command.get("outputs") or command.get("outputs_no_cache")), command["name"]
+        assert command.get("help") and (command.get("outputs") or command.get("outputs_no_cache")), command[
+            "name"
+        ]
         for dep in command.get("deps", []):
             for key, value in project["vars"].items():
                 dep = dep.replace("${vars.%s}" % key, str(value))
@@ -84,8 +87,14 @@ def test_offline_workflow_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     metrics = project_dir / "metrics"
-    for name in ("ner_long", "ner_strided", "textcat_multilabel_long", "textcat_multilabel_strided",
-                 "textcat_multilabel_bow", "qa_long"):
+    for name in (
+        "ner_long",
+        "ner_strided",
+        "textcat_multilabel_long",
+        "textcat_multilabel_strided",
+        "textcat_multilabel_bow",
+        "qa_long",
+    ):
         scores = srsly.read_json(metrics / f"{name}.json")
         assert scores, name
     assert 0.0 <= srsly.read_json(metrics / "qa_long.json")["qa_f1"] <= 1.0
@@ -128,6 +137,8 @@ def test_offline_workflow_end_to_end(tmp_path):
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=elsewhere, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=elsewhere, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "'medspacy_context'" in result.stdout and result.stdout.strip().endswith("True")

@@ -1,4 +1,5 @@
 """The proof report: every pipeline and baseline scored on the same gold notes, targets checked."""
+
 import spacy
 import srsly
 from spacy.tokens import DocBin
@@ -33,8 +34,19 @@ def test_report_scores_pipelines_and_qa_baselines_and_checks_targets(tmp_path):
     data, docs = _gold(tmp_path)
     ruler = _ruler_pipeline(tmp_path, docs)
     out_json, out_md = tmp_path / "proof.json", tmp_path / "proof.md"
-    result = CliRunner().invoke(app, ["proof-report", str(data), str(out_json), str(out_md),
-                                      "--long", str(ruler), "--strided", str(ruler)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "proof-report",
+            str(data),
+            str(out_json),
+            str(out_md),
+            "--long",
+            str(ruler),
+            "--strided",
+            str(ruler),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = srsly.read_json(out_json)
     assert report["test_notes"] == 3 and report["machine"]["cpu_count"] >= 1
@@ -58,20 +70,41 @@ def test_report_scores_pipelines_and_qa_baselines_and_checks_targets(tmp_path):
 
 def test_report_refuses_a_path_that_is_no_pipeline(tmp_path):
     data, _ = _gold(tmp_path)
-    result = CliRunner().invoke(app, ["proof-report", str(data), str(tmp_path / "a.json"), str(tmp_path / "a.md"),
-                                      "--long", str(tmp_path)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "proof-report",
+            str(data),
+            str(tmp_path / "a.json"),
+            str(tmp_path / "a.md"),
+            "--long",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 1 and "no config.cfg" in result.output
     assert not (tmp_path / "a.json").exists()
 
 
 def test_targets_read_the_report():
     report = {
-        "long": {"longrange": {"ALLERGEN far": {"r": 0.9, "n": 10}}, "ents_per_type": {"ALLERGEN": {"f": 0.8}},
-                 "cats_auc_per_type": {"ALLERGY_CONFLICT": 0.85}, "cats_macro_auc": 0.9},
-        "strided": {"longrange": {"ALLERGEN far": {"r": 0.5, "n": 10}}, "ents_per_type": {"ALLERGEN": {"f": 0.75}}},
+        "long": {
+            "longrange": {"ALLERGEN far": {"r": 0.9, "n": 10}},
+            "ents_per_type": {"ALLERGEN": {"f": 0.8}},
+            "cats_auc_per_type": {"ALLERGY_CONFLICT": 0.85},
+            "cats_macro_auc": 0.9,
+        },
+        "strided": {
+            "longrange": {"ALLERGEN far": {"r": 0.5, "n": 10}},
+            "ents_per_type": {"ALLERGEN": {"f": 0.75}},
+        },
         "bow": {"cats_macro_auc": 0.8},
     }
     holds = {t["name"]: t["holds"] for t in check_targets(report)}
-    assert holds == {"allergen_far_recall": True, "allergen_f1": False, "allergy_conflict_auc": True,
-                     "macro_auc_vs_bow": True, "qa_far_f1": None}
+    assert holds == {
+        "allergen_far_recall": True,
+        "allergen_f1": False,
+        "allergy_conflict_auc": True,
+        "macro_auc_vs_bow": True,
+        "qa_far_f1": None,
+    }
     assert "| ALLERGEN far | 10 | 0.900 | 0.500 |" in render_markdown(report)

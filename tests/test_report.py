@@ -1,4 +1,5 @@
 """The metrics summary: overall table and long vs strided per label."""
+
 import pytest
 import srsly
 from typer.testing import CliRunner
@@ -9,12 +10,39 @@ from spacy_clinlong.evaluation.summary import compare_labels, summarize
 
 @pytest.fixture
 def metrics_dir(tmp_path):
-    srsly.write_json(tmp_path / "ner_long.json", {"ents_f": 0.8, "ents_p": 0.8, "ents_r": 0.8,
-        "ents_per_type": {"ALLERGEN": {"p": 0.7, "r": 0.7, "f": 0.7}, "TEST": {"p": 0.9, "r": 0.9, "f": 0.9}}})
-    srsly.write_json(tmp_path / "ner_strided.json", {"ents_f": 0.7, "ents_p": 0.7, "ents_r": 0.7,
-        "ents_per_type": {"ALLERGEN": {"p": 0.2, "r": 0.2, "f": 0.25}, "TEST": {"p": 0.9, "r": 0.9, "f": 0.9}}})
-    srsly.write_json(tmp_path / "textcat_multilabel_long.json", {"cats_macro_auc": 0.75, "cats_macro_f": 0.5,
-        "cats_micro_f": 0.6, "cats_f_per_type": {"CKD": {"p": 1, "r": 0.5, "f": 0.667}}})
+    srsly.write_json(
+        tmp_path / "ner_long.json",
+        {
+            "ents_f": 0.8,
+            "ents_p": 0.8,
+            "ents_r": 0.8,
+            "ents_per_type": {
+                "ALLERGEN": {"p": 0.7, "r": 0.7, "f": 0.7},
+                "TEST": {"p": 0.9, "r": 0.9, "f": 0.9},
+            },
+        },
+    )
+    srsly.write_json(
+        tmp_path / "ner_strided.json",
+        {
+            "ents_f": 0.7,
+            "ents_p": 0.7,
+            "ents_r": 0.7,
+            "ents_per_type": {
+                "ALLERGEN": {"p": 0.2, "r": 0.2, "f": 0.25},
+                "TEST": {"p": 0.9, "r": 0.9, "f": 0.9},
+            },
+        },
+    )
+    srsly.write_json(
+        tmp_path / "textcat_multilabel_long.json",
+        {
+            "cats_macro_auc": 0.75,
+            "cats_macro_f": 0.5,
+            "cats_micro_f": 0.6,
+            "cats_f_per_type": {"CKD": {"p": 1, "r": 0.5, "f": 0.667}},
+        },
+    )
     return tmp_path
 
 

@@ -1,4 +1,5 @@
 """The synthetic corpus: determinism, alignment, labels that need long context, files."""
+
 import re
 from collections import Counter
 from typing import Dict, List
@@ -40,8 +41,11 @@ def _section_of(note: Dict, ent: Dict) -> str:
 
 
 def _mentions(note: Dict, section_names, label: str) -> set:
-    return {note["text"][e["start"] : e["end"]].lower() for e in note["entities"]
-            if e["label"] == label and _section_of(note, e) in section_names}
+    return {
+        note["text"][e["start"] : e["end"]].lower()
+        for e in note["entities"]
+        if e["label"] == label and _section_of(note, e) in section_names
+    }
 
 
 def test_deterministic_and_seed_dependent():
@@ -100,8 +104,11 @@ def test_labels_and_context_flags_occur(notes):
 
 
 def test_same_drug_is_treatment_and_allergen_far_from_headers(notes, nlp):
-    shared = [n for n in notes
-              if _mentions(n, ("MEDICATIONS",), "TREATMENT") & _mentions(n, ("ALLERGIES",), "ALLERGEN")]
+    shared = [
+        n
+        for n in notes
+        if _mentions(n, ("MEDICATIONS",), "TREATMENT") & _mentions(n, ("ALLERGIES",), "ALLERGEN")
+    ]
     assert len(shared) > 30
     far = {"ALLERGIES": 0, "MEDICATIONS": 0}
     for note in sorted(notes, key=lambda n: -len(n["text"]))[:15]:
@@ -118,6 +125,7 @@ def test_same_drug_is_treatment_and_allergen_far_from_headers(notes, nlp):
 
 def test_allergy_and_medication_items_share_local_templates(notes):
     """Only the section header tells the two lists apart, not the item wording."""
+
     def patterns(note: Dict, name: str) -> List[str]:
         text, out = note["text"], []
         for ent in note["entities"]:
@@ -132,7 +140,6 @@ def test_allergy_and_medication_items_share_local_templates(notes):
     meds = {p for n in notes for p in patterns(n, "MEDICATIONS")}
     assert sum(p in meds for p in allergy) / len(allergy) > 0.95
     assert not any(re.search(r"allerg|reaction|rash|hives|anaphyla", p, re.I) for p in allergy)
-
 
 
 def test_a_drug_name_says_little_about_its_list(notes):
@@ -152,20 +159,29 @@ def test_a_drug_name_says_little_about_its_list(notes):
     assert total > 1000
     assert by_name - larger < 0.06
 
+
 def test_cats_follow_the_annotations(notes):
     for note in notes:
-        affirmed = {note["text"][e["start"] : e["end"]].lower() for e in note["entities"]
-                    if e["label"] == "PROBLEM" and not (e["negated"] or e["family"] or e["hypothetical"])}
+        affirmed = {
+            note["text"][e["start"] : e["end"]].lower()
+            for e in note["entities"]
+            if e["label"] == "PROBLEM" and not (e["negated"] or e["family"] or e["hypothetical"])
+        }
         for label in CONDITION_LABELS:
             terms = {t.lower() for t in CONDITION_TERMS[label]}
             assert note["cats"][label] == int(bool(affirmed & terms)), (note["id"], label)
-        conflict = _mentions(note, ("ALLERGIES",), "ALLERGEN") & _mentions(note, FINAL_MED_SECTIONS, "TREATMENT")
+        conflict = _mentions(note, ("ALLERGIES",), "ALLERGEN") & _mentions(
+            note, FINAL_MED_SECTIONS, "TREATMENT"
+        )
         assert note["cats"]["ALLERGY_CONFLICT"] == int(bool(conflict)), note["id"]
     # Distractors: notes negative for a label still mention it (negated, family or hypothetical).
     for label in CONDITION_LABELS:
         terms = {t.lower() for t in CONDITION_TERMS[label]}
-        assert any(note["cats"][label] == 0 and any(note["text"][e["start"] : e["end"]].lower() in terms
-                                                    for e in note["entities"]) for note in notes), label
+        assert any(
+            note["cats"][label] == 0
+            and any(note["text"][e["start"] : e["end"]].lower() in terms for e in note["entities"])
+            for note in notes
+        ), label
 
 
 def test_cat_rates_are_balanced(notes):
@@ -181,7 +197,9 @@ def test_qa_answers_are_exact_and_some_impossible(notes):
         for qa in note["qas"]:
             assert qa["is_impossible"] == (not qa["answers"])
             for ans in qa["answers"]:
-                assert note["text"][ans["answer_start"] : ans["answer_start"] + len(ans["text"])] == ans["text"]
+                assert (
+                    note["text"][ans["answer_start"] : ans["answer_start"] + len(ans["text"])] == ans["text"]
+                )
     impossible = sum(qa["is_impossible"] for qa in qas) / len(qas)
     assert 0.15 <= impossible <= 0.35
     assert len({qa["id"] for qa in qas}) == len(qas)

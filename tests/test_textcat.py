@@ -1,4 +1,5 @@
 """Whole-note pooling for doc-level heads, and textcat_multilabel on top of it."""
+
 import numpy
 import pytest
 import spacy
@@ -110,14 +111,28 @@ def test_empty_note_in_a_batch(tiny_models):
 
 def _ensemble_nlp(model_dir):
     nlp = spacy.blank("en")
-    nlp.add_pipe("transformer", config={"model": {"@architectures": "spacy-clinlong.LongTransformerModel.v1",
-                                                  "name": str(model_dir)}})
-    nlp.add_pipe("textcat_multilabel", config={"model": {
-        "@architectures": "spacy-clinlong.WholeNoteTextCatEnsemble.v1",
-        "doc_encoder": {"@architectures": "spacy-clinlong.DocPoolingListener.v1", "pooling": "cls"},
-        "linear_model": {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": False, "ngram_size": 1,
-                         "no_output_layer": True, "length": 262144},
-    }})
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {"@architectures": "spacy-clinlong.LongTransformerModel.v1", "name": str(model_dir)}
+        },
+    )
+    nlp.add_pipe(
+        "textcat_multilabel",
+        config={
+            "model": {
+                "@architectures": "spacy-clinlong.WholeNoteTextCatEnsemble.v1",
+                "doc_encoder": {"@architectures": "spacy-clinlong.DocPoolingListener.v1", "pooling": "cls"},
+                "linear_model": {
+                    "@architectures": "spacy.TextCatBOW.v3",
+                    "exclusive_classes": False,
+                    "ngram_size": 1,
+                    "no_output_layer": True,
+                    "length": 262144,
+                },
+            }
+        },
+    )
     return nlp
 
 
@@ -130,7 +145,11 @@ def test_ensemble_learns_a_separable_toy_set_in_a_few_steps(tiny_models, tmp_pat
     for i in range(16):
         body = " ".join(rng.choice(words, size=30))
         cats = {"WARFARIN": float(i % 2 == 0), "INSULIN": float(i % 4 < 2)}
-        text = body + (" on warfarin" if cats["WARFARIN"] else "") + (" takes insulin" if cats["INSULIN"] else "")
+        text = (
+            body
+            + (" on warfarin" if cats["WARFARIN"] else "")
+            + (" takes insulin" if cats["INSULIN"] else "")
+        )
         ref = nlp.make_doc(text)
         ref.cats = cats
         examples.append(Example(nlp.make_doc(text), ref))

@@ -1,4 +1,5 @@
 """`ner` trained with `spacy train` through a listener on the long-span model learns."""
+
 from pathlib import Path
 
 import pytest
@@ -33,12 +34,18 @@ def test_ner_learns_through_the_listener(tiny_models, tmp_path):
     # The shortest synthetic notes keep the test to about a minute on 2 CPU cores
     # (dev F1 about 0.70 after 240 steps).
     notes = sorted(generate_notes(60, seed=11), key=lambda n: len(n["text"]))[:30]
-    overrides = _overrides(tmp_path, tiny_models("longformer"), notes, 22, {
-        "training.max_steps": 240,
-        "training.eval_frequency": 80,
-        "training.batcher.size.start": 1000,
-        "training.batcher.size.stop": 1000,
-    })
+    overrides = _overrides(
+        tmp_path,
+        tiny_models("longformer"),
+        notes,
+        22,
+        {
+            "training.max_steps": 240,
+            "training.eval_frequency": 80,
+            "training.batcher.size.start": 1000,
+            "training.batcher.size.stop": 1000,
+        },
+    )
     train(CONFIG, tmp_path / "out", overrides=overrides)
     trained = spacy.load(tmp_path / "out" / "model-last")
     dev = list(DocBin().from_disk(tmp_path / "dev.spacy").get_docs(trained.vocab))
@@ -58,13 +65,19 @@ def test_heads_train_on_a_frozen_transformer(tiny_models, tmp_path):
     import numpy
 
     notes = sorted(generate_notes(20, seed=3), key=lambda n: len(n["text"]))[:8]
-    overrides = _overrides(tmp_path, tiny_models("longformer"), notes, 6, {
-        "training.max_steps": 6,
-        "training.eval_frequency": 3,
-        "training.frozen_components": ["transformer"],
-        "training.annotating_components": ["transformer"],
-        "initialize.before_init.names": ["transformer"],
-    })
+    overrides = _overrides(
+        tmp_path,
+        tiny_models("longformer"),
+        notes,
+        6,
+        {
+            "training.max_steps": 6,
+            "training.eval_frequency": 3,
+            "training.frozen_components": ["transformer"],
+            "training.annotating_components": ["transformer"],
+            "initialize.before_init.names": ["transformer"],
+        },
+    )
     from spacy.training.initialize import init_nlp
     from spacy.util import load_config
 

@@ -1,4 +1,5 @@
 """Gradients reach the encoder through listeners; checkpointing is honoured."""
+
 import logging
 
 import numpy

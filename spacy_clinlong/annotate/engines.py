@@ -7,6 +7,7 @@ is the same, byte for byte, where each pipeline runs on the same kind of
 device with the same number of torch threads (a different thread count can
 change a score in its last bit: matrix products add up in another order).
 """
+
 import json
 import logging
 import os
@@ -28,8 +29,17 @@ def progress_bar(total: int, initial: int, *, enabled: bool = True):
     """RETURNS (tqdm): A bar counting notes, with notes/s and the time left."""
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, unit="notes", bar_format=BAR_FORMAT, disable=not enabled,
-                file=sys.stderr, dynamic_ncols=True, mininterval=1.0, smoothing=0.05)
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="notes",
+        bar_format=BAR_FORMAT,
+        disable=not enabled,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=1.0,
+        smoothing=0.05,
+    )
 
 
 def default_threads(workers: int) -> int:
@@ -37,8 +47,9 @@ def default_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, bar,
-              note_timeout: Optional[float] = None) -> None:
+def run_local(
+    job: Job, *, gpu_id: int, threads: Optional[int], workers: int, bar, note_timeout: Optional[float] = None
+) -> None:
     """Annotate the pending shards in this process, in order, or in `workers` processes
     (spawned, one pipeline each), whose shards are recorded as they finish.
 
@@ -57,10 +68,21 @@ def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, ba
     from concurrent.futures.process import BrokenProcessPool
 
     check_questions(spec)
-    args = (_fields(spec), str(job.dir), gpu_id, threads or default_threads(workers), note_timeout, os.getpid())
+    args = (
+        _fields(spec),
+        str(job.dir),
+        gpu_id,
+        threads or default_threads(workers),
+        note_timeout,
+        os.getpid(),
+    )
     shards = iter(job.pending())
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=args)
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=args,
+    )
     running = set()
     try:
         while True:
@@ -76,9 +98,11 @@ def run_local(job: Job, *, gpu_id: int, threads: Optional[int], workers: int, ba
                 _record(job, bar, future.result())
     except BrokenProcessPool:
         _stop_workers(pool)
-        raise JobError("A worker process died (killed, or out of memory) while annotating; the finished shards "
-                       "are kept. Run the same command to resume, with fewer --workers or a smaller --batch-size "
-                       "if memory ran out.") from None
+        raise JobError(
+            "A worker process died (killed, or out of memory) while annotating; the finished shards "
+            "are kept. Run the same command to resume, with fewer --workers or a smaller --batch-size "
+            "if memory ran out."
+        ) from None
     except BaseException:
         _stop_workers(pool)
         raise
@@ -107,8 +131,9 @@ _WORKER: Optional["ShardWorker"] = None
 _WORKERS_LOCK = None
 
 
-def _start_worker(spec: Dict[str, Any], work_dir: str, gpu_id: int, threads: int, note_timeout: Optional[float],
-                  parent: int) -> None:
+def _start_worker(
+    spec: Dict[str, Any], work_dir: str, gpu_id: int, threads: int, note_timeout: Optional[float], parent: int
+) -> None:
     global _WORKER, _WORKERS_LOCK
     _die_with_parent(parent)
     try:
@@ -161,8 +186,10 @@ def check_questions(spec: JobSpec) -> None:
 def check_pipeline(nlp, spec: JobSpec) -> None:
     """Refuse questions for a pipeline that cannot answer them."""
     if spec.questions and not any(factory == "clinlong_qa" for factory in _factories(nlp)):
-        raise ValueError("--questions needs a pipeline with a clinlong_qa component; "
-                         f"this one has: {', '.join(nlp.pipe_names) or 'no components'}.")
+        raise ValueError(
+            "--questions needs a pipeline with a clinlong_qa component; "
+            f"this one has: {', '.join(nlp.pipe_names) or 'no components'}."
+        )
 
 
 def _factories(nlp) -> List[str]:
@@ -179,38 +206,75 @@ class ShardWorker:
     note_timeout (Optional[float]): Seconds a note may take (None: no limit).
     """
 
-    def __init__(self, spec: Dict[str, Any], work_dir: str, gpu_id: int, threads: int,
-                 note_timeout: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        spec: Dict[str, Any],
+        work_dir: str,
+        gpu_id: int,
+        threads: int,
+        note_timeout: Optional[float] = None,
+    ) -> None:
         from pathlib import Path
 
         self.spec = JobSpec(**spec)
         self.work_dir = Path(work_dir)
         self.note_timeout = note_timeout
-        self.source = NoteInput(Path(self.spec.input), id_field=self.spec.id_field, text_field=self.spec.text_field,
-                                follow_symlinks=self.spec.follow_symlinks)
-        self.nlp = load_pipeline(self.spec.model, gpu_id=gpu_id, threads=None if gpu_id >= 0 else threads,
-                                 max_chars=self.spec.max_chars)
+        self.source = NoteInput(
+            Path(self.spec.input),
+            id_field=self.spec.id_field,
+            text_field=self.spec.text_field,
+            follow_symlinks=self.spec.follow_symlinks,
+        )
+        self.nlp = load_pipeline(
+            self.spec.model,
+            gpu_id=gpu_id,
+            threads=None if gpu_id >= 0 else threads,
+            max_chars=self.spec.max_chars,
+        )
 
-    def annotate(self, shard: Dict[str, Any], on_notes: Optional[Callable[[int], None]] = None) -> Dict[str, Any]:
+    def annotate(
+        self, shard: Dict[str, Any], on_notes: Optional[Callable[[int], None]] = None
+    ) -> Dict[str, Any]:
         """RETURNS (Dict[str, Any]): The manifest entry of the shard, annotated and written."""
         if self.note_timeout and not can_time_out():
             import warnings
 
-            warnings.warn("--note-timeout is not applied here: this worker does not run the pipeline in its "
-                          "main thread, where the time limit's alarm is delivered.", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                "--note-timeout is not applied here: this worker does not run the pipeline in its "
+                "main thread, where the time limit's alarm is delivered.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             self.note_timeout = None
         spec = self.spec
-        return annotate_shard(self.nlp, self.source, shard, work_dir=self.work_dir, fmt=spec.fmt,
-                              batch_size=spec.batch_size, max_chars=spec.max_chars,
-                              questions=spec.questions or None, on_notes=on_notes, note_timeout=self.note_timeout)
+        return annotate_shard(
+            self.nlp,
+            self.source,
+            shard,
+            work_dir=self.work_dir,
+            fmt=spec.fmt,
+            batch_size=spec.batch_size,
+            max_chars=spec.max_chars,
+            questions=spec.questions or None,
+            on_notes=on_notes,
+            note_timeout=self.note_timeout,
+        )
 
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, List[str]]:
         """Ray Data's call: a batch of shards (as JSON) to their manifest entries (as JSON)."""
         return {"entry": [json.dumps(self.annotate(json.loads(item))) for item in batch["shard"]]}
 
 
-def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[int], bar,
-            address: Optional[str] = None, note_timeout: Optional[float] = None) -> None:
+def run_ray(
+    job: Job,
+    *,
+    workers: Optional[int],
+    gpu_id: int,
+    threads: Optional[int],
+    bar,
+    address: Optional[str] = None,
+    note_timeout: Optional[float] = None,
+) -> None:
     """Annotate the pending shards with a Ray Data actor pool, one pipeline per worker.
 
     On one machine (no RAY_ADDRESS, no `address`, no running `ray start`)
@@ -233,8 +297,13 @@ def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[
     if started:
         # ray.init installs a SIGTERM handler that exits with 15: ours says how to resume (143).
         sigterm = signal.getsignal(signal.SIGTERM)
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True,
-                 configure_logging=True)
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=True,
+            configure_logging=True,
+        )
         if threading.current_thread() is threading.main_thread() and sigterm is not None:
             signal.signal(signal.SIGTERM, sigterm)
     try:
@@ -251,11 +320,19 @@ def run_ray(job: Job, *, workers: Optional[int], gpu_id: int, threads: Optional[
         dataset = ray.data.from_items(items, override_num_blocks=len(items))
         resources = {"num_gpus": 1} if gpu else {"num_cpus": threads}
         annotated = dataset.map_batches(
-            ShardWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
+            ShardWorker,
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=workers),
             # Ray hides all but an actor's own GPU, so the one it was given is device 0.
-            fn_constructor_kwargs={"spec": _fields(spec, absolute=True), "work_dir": str(job.dir.resolve()),
-                                   "gpu_id": 0 if gpu else -1, "threads": threads, "note_timeout": note_timeout},
-            **resources)
+            fn_constructor_kwargs={
+                "spec": _fields(spec, absolute=True),
+                "work_dir": str(job.dir.resolve()),
+                "gpu_id": 0 if gpu else -1,
+                "threads": threads,
+                "note_timeout": note_timeout,
+            },
+            **resources,
+        )
         for row in annotated.iter_rows():
             _record(job, bar, row["entry"])
     finally:
@@ -277,9 +354,19 @@ def _fields(spec: JobSpec, *, absolute: bool = False) -> Dict[str, Any]:
     return fields
 
 
-def annotate(spec: JobSpec, *, engine: str = "local", gpu_id: int = -1, workers: Optional[int] = None,
-             threads: Optional[int] = None, progress: bool = True, ray_address: Optional[str] = None,
-             restart: bool = False, note_timeout: Optional[float] = None, echo=print) -> Dict[str, Any]:
+def annotate(
+    spec: JobSpec,
+    *,
+    engine: str = "local",
+    gpu_id: int = -1,
+    workers: Optional[int] = None,
+    threads: Optional[int] = None,
+    progress: bool = True,
+    ray_address: Optional[str] = None,
+    restart: bool = False,
+    note_timeout: Optional[float] = None,
+    echo=print,
+) -> Dict[str, Any]:
     """Run (or resume) an annotation job to the end.
 
     spec (JobSpec): What to annotate, with what, into where.
@@ -311,17 +398,36 @@ def annotate(spec: JobSpec, *, engine: str = "local", gpu_id: int = -1, workers:
             echo(f"Already complete: {job.dir}")
             return job.finish()
         resumed = counts["shards_done"] > 0
-        echo(f"{'Resuming' if resumed else 'Planned'}: {counts['records']:,} records in {counts['shards']:,} shards; "
-             f"{counts['notes']:,} notes to annotate, {counts['bad']:,} bad records"
-             + (f"; {counts['shards_done']:,} shards ({counts['notes_done']:,} notes) already done" if resumed else ""))
+        echo(
+            f"{'Resuming' if resumed else 'Planned'}: {counts['records']:,} records in {counts['shards']:,} shards; "
+            f"{counts['notes']:,} notes to annotate, {counts['bad']:,} bad records"
+            + (
+                f"; {counts['shards_done']:,} shards ({counts['notes_done']:,} notes) already done"
+                if resumed
+                else ""
+            )
+        )
         start = time.perf_counter()
         with progress_bar(counts["notes"], counts["notes_done"], enabled=progress) as bar:
             if engine == "local":
-                run_local(job, gpu_id=gpu_id, threads=threads, workers=workers or 1, bar=bar,
-                          note_timeout=note_timeout)
+                run_local(
+                    job,
+                    gpu_id=gpu_id,
+                    threads=threads,
+                    workers=workers or 1,
+                    bar=bar,
+                    note_timeout=note_timeout,
+                )
             else:
-                run_ray(job, workers=workers, gpu_id=gpu_id, threads=threads, bar=bar, address=ray_address,
-                        note_timeout=note_timeout)
+                run_ray(
+                    job,
+                    workers=workers,
+                    gpu_id=gpu_id,
+                    threads=threads,
+                    bar=bar,
+                    address=ray_address,
+                    note_timeout=note_timeout,
+                )
         seconds = time.perf_counter() - start
         done = job.counts()["notes_done"] - counts["notes_done"]
         echo(f"{done:,} notes in {seconds:,.1f} s ({done / max(seconds, 1e-9):,.1f} notes/s)")

@@ -17,6 +17,7 @@ that were in flight, overwriting any file they left; since a shard always
 gets the same notes in the same batches, the output is the same as an
 uninterrupted run's, with every note exactly once.
 """
+
 import json
 import os
 import time
@@ -31,7 +32,14 @@ from .records import shard_plan
 from .shard import FORMATS, errors_file, fsync_dir, write_atomic
 
 JOB_FILE, PLAN_FILE, MANIFEST_FILE, SUMMARY_FILE, ERRORS_FILE, LOCK_FILE, WORKERS_LOCK = (
-    "job.json", "plan.jsonl", "manifest.jsonl", "summary.json", "errors.jsonl", "job.lock", "workers.lock")
+    "job.json",
+    "plan.jsonl",
+    "manifest.jsonl",
+    "summary.json",
+    "errors.jsonl",
+    "job.lock",
+    "workers.lock",
+)
 #: How long a new run waits for an earlier run's workers to exit (they exit within a
 #: second of their parent's death; one may be finishing a write).
 WORKERS_WAIT_S = 60.0
@@ -98,7 +106,7 @@ class JobSpec:
 
     def identity(self) -> Dict[str, Any]:
         """RETURNS (Dict[str, Any]): What a resumed run must share with the first one,
-            the files of the pipeline included (a retrained model is another job)."""
+        the files of the pipeline included (a retrained model is another job)."""
         data = asdict(self)
         data.pop("output")
         model = Path(self.model)
@@ -141,8 +149,12 @@ class Job:
     def __init__(self, spec: JobSpec) -> None:
         self.spec = spec
         self.dir = spec.work_dir
-        self.source = NoteInput(Path(spec.input), id_field=spec.id_field, text_field=spec.text_field,
-                                follow_symlinks=spec.follow_symlinks)
+        self.source = NoteInput(
+            Path(spec.input),
+            id_field=spec.id_field,
+            text_field=spec.text_field,
+            follow_symlinks=spec.follow_symlinks,
+        )
         self.shards: List[Dict[str, Any]] = []
         self.done: Dict[int, Dict[str, Any]] = {}
         self._lock_handle = None
@@ -164,12 +176,19 @@ class Job:
             self._check_fresh()
             self.dir.mkdir(parents=True, exist_ok=True)
             self._lock()
-            info = {"spacy_clinlong": __version__, "job": self.spec.identity(), "input": self.source.fingerprint()}
+            info = {
+                "spacy_clinlong": __version__,
+                "job": self.spec.identity(),
+                "input": self.source.fingerprint(),
+            }
             write_atomic(job_path, json.dumps(info, indent=2).encode())
         out = Path(self.spec.output)
         stale = list(self.dir.glob("*.tmp-*"))
         if self.spec.single_file:
-            stale += [*out.parent.glob(out.name + ".tmp-*"), *out.parent.glob(self.spec.errors_path.name + ".tmp-*")]
+            stale += [
+                *out.parent.glob(out.name + ".tmp-*"),
+                *out.parent.glob(self.spec.errors_path.name + ".tmp-*"),
+            ]
         for path in stale:
             path.unlink(missing_ok=True)
         if not (self.dir / PLAN_FILE).exists():
@@ -214,8 +233,10 @@ class Job:
                     return  # closing the file lets go
                 except OSError:
                     if time.monotonic() > deadline:
-                        raise JobError(f"Worker processes of an earlier run still hold {str(path)!r}; "
-                                       "wait until they have exited, then run the command again.") from None
+                        raise JobError(
+                            f"Worker processes of an earlier run still hold {str(path)!r}; "
+                            "wait until they have exited, then run the command again."
+                        ) from None
                     time.sleep(0.2)
 
     def close(self) -> None:
@@ -240,8 +261,18 @@ class Job:
             return
         self._lock()
         self._wait_for_workers()
-        patterns = (JOB_FILE, PLAN_FILE, MANIFEST_FILE, SUMMARY_FILE, ERRORS_FILE, LOCK_FILE, WORKERS_LOCK, "notes-*",
-                    "errors-*", "*.tmp-*")
+        patterns = (
+            JOB_FILE,
+            PLAN_FILE,
+            MANIFEST_FILE,
+            SUMMARY_FILE,
+            ERRORS_FILE,
+            LOCK_FILE,
+            WORKERS_LOCK,
+            "notes-*",
+            "errors-*",
+            "*.tmp-*",
+        )
         for pattern in patterns:
             for path in self.dir.glob(pattern):
                 path.unlink()
@@ -254,27 +285,41 @@ class Job:
     def _check_fresh(self) -> None:
         out = Path(self.spec.output)
         if self.spec.single_file and out.exists():
-            raise JobError(f"OUTPUT {str(out)!r} exists and no job in {str(self.dir)!r} made it; "
-                           "choose a new OUTPUT or remove it.")
+            raise JobError(
+                f"OUTPUT {str(out)!r} exists and no job in {str(self.dir)!r} made it; "
+                "choose a new OUTPUT or remove it."
+            )
         if self.dir.exists() and (not self.dir.is_dir() or any(self.dir.iterdir())):
-            raise JobError(f"OUTPUT {str(self.dir)!r} exists and is not an annotate job; "
-                           "choose a new OUTPUT or remove it.")
+            raise JobError(
+                f"OUTPUT {str(self.dir)!r} exists and is not an annotate job; "
+                "choose a new OUTPUT or remove it."
+            )
 
     def _check_same(self, info: Dict[str, Any]) -> None:
         ours = self.spec.identity()
-        changed = sorted(key for key in set(ours) | set(info.get("job", {})) if info["job"].get(key) != ours.get(key))
+        changed = sorted(
+            key for key in set(ours) | set(info.get("job", {})) if info["job"].get(key) != ours.get(key)
+        )
         if changed:
-            raise JobError(f"{str(self.dir)!r} holds a job started with other settings ({', '.join(changed)}); "
-                           "resume it with the same arguments, or start afresh with --restart or a new OUTPUT.")
+            raise JobError(
+                f"{str(self.dir)!r} holds a job started with other settings ({', '.join(changed)}); "
+                "resume it with the same arguments, or start afresh with --restart or a new OUTPUT."
+            )
         if not (self.dir / SUMMARY_FILE).exists() and self.source.fingerprint() != info["input"]:
-            raise JobError(f"The input {self.spec.input!r} changed since the job in {str(self.dir)!r} started; "
-                           "annotate it afresh with --restart or a new OUTPUT.")
+            raise JobError(
+                f"The input {self.spec.input!r} changed since the job in {str(self.dir)!r} started; "
+                "annotate it afresh with --restart or a new OUTPUT."
+            )
 
     def _write_plan(self) -> None:
         header = {"kind": self.source.kind, "shard_size": self.spec.shard_size}
         lines = [json.dumps(header)]
-        lines += [json.dumps(shard) for shard in shard_plan(self.source, shard_size=self.spec.shard_size,
-                                                            max_chars=self.spec.max_chars)]
+        lines += [
+            json.dumps(shard)
+            for shard in shard_plan(
+                self.source, shard_size=self.spec.shard_size, max_chars=self.spec.max_chars
+            )
+        ]
         write_atomic(self.dir / PLAN_FILE, ("\n".join(lines) + "\n").encode())
 
     def _read_plan(self) -> List[Dict[str, Any]]:
@@ -307,8 +352,10 @@ class Job:
         if (self.dir / SUMMARY_FILE).exists():
             return done
         for shard, entry in list(done.items()):
-            if not (_has_size(self.dir / entry["file"], entry["bytes"])
-                    and (not entry["errors"] or _has_size(self.dir / errors_file(shard), entry["errors_bytes"]))):
+            if not (
+                _has_size(self.dir / entry["file"], entry["bytes"])
+                and (not entry["errors"] or _has_size(self.dir / errors_file(shard), entry["errors_bytes"]))
+            ):
                 del done[shard]
         return done
 
@@ -325,10 +372,14 @@ class Job:
 
     def counts(self) -> Dict[str, int]:
         """RETURNS (Dict[str, int]): records, notes (good records), bad (found by the scan), notes_done."""
-        return {"records": sum(s["records"] for s in self.shards), "notes": sum(s["notes"] for s in self.shards),
-                "bad": sum(len(s["bad"]) for s in self.shards), "shards": len(self.shards),
-                "shards_done": len(self.done),
-                "notes_done": sum(s["notes"] for s in self.shards if s["shard"] in self.done)}
+        return {
+            "records": sum(s["records"] for s in self.shards),
+            "notes": sum(s["notes"] for s in self.shards),
+            "bad": sum(len(s["bad"]) for s in self.shards),
+            "shards": len(self.shards),
+            "shards_done": len(self.done),
+            "notes_done": sum(s["notes"] for s in self.shards if s["shard"] in self.done),
+        }
 
     def record(self, entry: Dict[str, Any]) -> None:
         """Mark a shard done (its files are already in place): append and fsync its manifest line."""
@@ -353,18 +404,27 @@ class Job:
             errors = []
             for entry in self._entries():
                 if entry["errors"]:
-                    for line in (self.dir / errors_file(entry["shard"])).read_bytes().splitlines(keepends=True):
+                    for line in (
+                        (self.dir / errors_file(entry["shard"])).read_bytes().splitlines(keepends=True)
+                    ):
                         reasons[json.loads(line)["reason"]] += 1
                         errors.append(line)
             self._write_joined(self.spec.errors_path, errors)
             if self.spec.single_file:
-                self._write_joined(Path(self.spec.output), self._files(self.dir / e["file"] for e in self._entries()))
+                self._write_joined(
+                    Path(self.spec.output), self._files(self.dir / e["file"] for e in self._entries())
+                )
             counts = self.counts()
-            summary = {"complete": True, "output": self.spec.output, "errors_file": str(self.spec.errors_path),
-                       "records": counts["records"], "shards": counts["shards"],
-                       "notes": sum(e["notes"] for e in self._entries()),
-                       "errors": sum(e["errors"] for e in self._entries()),
-                       "errors_by_reason": dict(sorted(reasons.items()))}
+            summary = {
+                "complete": True,
+                "output": self.spec.output,
+                "errors_file": str(self.spec.errors_path),
+                "records": counts["records"],
+                "shards": counts["shards"],
+                "notes": sum(e["notes"] for e in self._entries()),
+                "errors": sum(e["errors"] for e in self._entries()),
+                "errors_by_reason": dict(sorted(reasons.items())),
+            }
             write_atomic(self.dir / SUMMARY_FILE, json.dumps(summary, indent=2).encode())
         for entry in self._entries():
             (self.dir / errors_file(entry["shard"])).unlink(missing_ok=True)
@@ -403,5 +463,8 @@ def describe(summary: Optional[Dict[str, Any]]) -> str:
     if not summary:
         return ""
     reasons = ", ".join(f"{n} {reason}" for reason, n in summary["errors_by_reason"].items())
-    return (f"{summary['notes']:,} notes annotated into {summary['output']}; {summary['errors']:,} bad records"
-            + (f" ({reasons})" if reasons else "") + f" in {summary['errors_file']}")
+    return (
+        f"{summary['notes']:,} notes annotated into {summary['output']}; {summary['errors']:,} bad records"
+        + (f" ({reasons})" if reasons else "")
+        + f" in {summary['errors_file']}"
+    )

@@ -6,6 +6,7 @@ records and any shard read again later from its locator alone. A bad record
 is reported by index, id, reason, source (file and line or row) and length;
 its text never leaves this module.
 """
+
 import hashlib
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -17,8 +18,13 @@ def error_entry(record: RawRecord, reason: str, detail: Optional[str] = None) ->
     length = len(record.text) if isinstance(record.text, str) else record.length
     # Only ids that can be written back as they were read.
     note_id = record.id if id_problem(record.id) is None else None
-    entry = {"index": record.index, "id": note_id,
-             "reason": reason, "source": record.source, "length": length}
+    entry = {
+        "index": record.index,
+        "id": note_id,
+        "reason": reason,
+        "source": record.source,
+        "length": length,
+    }
     if detail:
         entry["detail"] = detail
     return entry
@@ -85,8 +91,9 @@ def shard_plan(source: NoteInput, *, shard_size: int, max_chars: int) -> Iterato
         yield dict(shard, digest=digest.hexdigest())
 
 
-def read_shard(source: NoteInput, shard: Dict[str, Any], *, max_chars: int
-               ) -> Tuple[List[Tuple[Any, str, int, str]], List[Dict[str, Any]]]:
+def read_shard(
+    source: NoteInput, shard: Dict[str, Any], *, max_chars: int
+) -> Tuple[List[Tuple[Any, str, int, str]], List[Dict[str, Any]]]:
     """Read one shard of a plan back: its good notes and its bad records.
 
     source (NoteInput): The input the plan was made from.
@@ -115,10 +122,14 @@ def read_shard(source: NoteInput, shard: Dict[str, Any], *, max_chars: int
             raise InputError(f"Record {record.index} ({record.source}) changed since the job was planned.")
         notes.append((record.id, record.text, record.index, record.source))
     if count != shard["records"] or len(notes) != shard["notes"]:
-        raise InputError(f"Shard {shard['shard']} changed since the job was planned "
-                         f"({count} records read, {shard['records']} planned).")
+        raise InputError(
+            f"Shard {shard['shard']} changed since the job was planned "
+            f"({count} records read, {shard['records']} planned)."
+        )
     if "digest" in shard and digest.hexdigest() != shard["digest"]:  # plans written before digests have none
-        raise InputError(f"Shard {shard['shard']} (records {shard['start']['index']} to "
-                         f"{shard['start']['index'] + count - 1}) changed since the job was planned: "
-                         "its content differs. Annotate the input afresh with --restart or a new OUTPUT.")
+        raise InputError(
+            f"Shard {shard['shard']} (records {shard['start']['index']} to "
+            f"{shard['start']['index'] + count - 1}) changed since the job was planned: "
+            "its content differs. Annotate the input afresh with --restart or a new OUTPUT."
+        )
     return notes, list(shard["bad"])

@@ -4,6 +4,7 @@ Both engines call `annotate_shard` with a pipeline from `load_pipeline`, so a
 shard's file is the same whichever engine (or which run of a resumed job)
 wrote it: same notes, same batches, same order.
 """
+
 import hashlib
 import json
 import os
@@ -86,7 +87,7 @@ class NoteTimeout(Exception):
 
 def can_time_out() -> bool:
     """RETURNS (bool): Whether a time limit can interrupt the pipeline here: SIGALRM
-        exists (POSIX) and this is the main thread, where Python runs signal handlers."""
+    exists (POSIX) and this is the main thread, where Python runs signal handlers."""
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
@@ -122,9 +123,15 @@ def time_limit(seconds: Optional[float]):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
 
 
-def run_pipeline(nlp, notes: List[Tuple[Any, str, int, str]], *, batch_size: int, questions: Optional[List[str]],
-                 on_notes: Optional[Callable[[int], None]] = None, note_timeout: Optional[float] = None
-                 ) -> Iterator[Tuple[Tuple[Any, str, int, str], Any, Optional[str]]]:
+def run_pipeline(
+    nlp,
+    notes: List[Tuple[Any, str, int, str]],
+    *,
+    batch_size: int,
+    questions: Optional[List[str]],
+    on_notes: Optional[Callable[[int], None]] = None,
+    note_timeout: Optional[float] = None,
+) -> Iterator[Tuple[Tuple[Any, str, int, str], Any, Optional[str]]]:
     """Annotate notes in batches; a batch that raises (or runs past its notes' time
     limits) is redone note by note.
 
@@ -183,10 +190,19 @@ def _plain_user_data(doc) -> None:
             del doc.user_data[key]
 
 
-def annotate_shard(nlp, source: NoteInput, shard: Dict[str, Any], *, work_dir: Path, fmt: str, batch_size: int,
-                   max_chars: int, questions: Optional[List[str]] = None,
-                   on_notes: Optional[Callable[[int], None]] = None,
-                   note_timeout: Optional[float] = None) -> Dict[str, Any]:
+def annotate_shard(
+    nlp,
+    source: NoteInput,
+    shard: Dict[str, Any],
+    *,
+    work_dir: Path,
+    fmt: str,
+    batch_size: int,
+    max_chars: int,
+    questions: Optional[List[str]] = None,
+    on_notes: Optional[Callable[[int], None]] = None,
+    note_timeout: Optional[float] = None,
+) -> Dict[str, Any]:
     """Annotate a shard and write its notes (and its bad records) atomically.
 
     nlp (Language): The pipeline.
@@ -211,8 +227,9 @@ def annotate_shard(nlp, source: NoteInput, shard: Dict[str, Any], *, work_dir: P
     lines: List[bytes] = []
     docbin = DocBin(store_user_data=True) if fmt == "docbin" else None
     failed: List[Dict[str, Any]] = []
-    for (note_id, text, index, where), doc, error in run_pipeline(nlp, notes, batch_size=batch_size, questions=questions,
-                                                           on_notes=on_notes, note_timeout=note_timeout):
+    for (note_id, text, index, where), doc, error in run_pipeline(
+        nlp, notes, batch_size=batch_size, questions=questions, on_notes=on_notes, note_timeout=note_timeout
+    ):
         if doc is None:
             record = RawRecord(index, note_id, text, where)
             if error == NoteTimeout.__name__:
@@ -232,6 +249,13 @@ def annotate_shard(nlp, source: NoteInput, shard: Dict[str, Any], *, work_dir: P
         write_atomic(work_dir / errors_file(k), error_data)
     data = docbin.to_bytes() if docbin is not None else b"".join(lines)
     write_atomic(work_dir / notes_file(k, fmt), data)
-    return {"shard": k, "notes": len(notes) - len(failed), "failed": len(failed), "errors": len(errors),
-            "file": notes_file(k, fmt), "bytes": len(data), "errors_bytes": len(error_data),
-            "sha256": hashlib.sha256(data).hexdigest()}
+    return {
+        "shard": k,
+        "notes": len(notes) - len(failed),
+        "failed": len(failed),
+        "errors": len(errors),
+        "file": notes_file(k, fmt),
+        "bytes": len(data),
+        "errors_bytes": len(error_data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }

@@ -1,4 +1,5 @@
 """Command-line interface: `python -m spacy_clinlong COMMAND` or `spacy clinlong COMMAND`."""
+
 from . import (  # noqa: F401  (registers the commands)
     add_medspacy,
     annotate,

@@ -4,6 +4,7 @@ Errors: a bad argument is typer.BadParameter (usage line, exit 2); anything
 else that stops a command is `fail` (one line on stderr, exit 1). Choices are
 Enums, so typer lists them.
 """
+
 from typing import NoReturn
 
 import typer

@@ -1,4 +1,5 @@
 """`add-medspacy`: a trained pipeline with medspaCy's sections and ConText after its model."""
+
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -17,10 +18,14 @@ class Sentences(str, Enum):
 def add_medspacy_cli(
     model: Path = typer.Argument(..., help="A trained pipeline (e.g. training/ner/model-best)", exists=True),
     output_dir: Path = typer.Argument(..., help="Where the pipeline with medspaCy's components goes"),
-    sentences: Sentences = typer.Option(Sentences.pyrush, "--sentences",
-                                        help="pyrush: add PyRuSH (quiet) unless the pipeline sets sentences; own: keep its"),
-    target_rules: Optional[Path] = typer.Option(None, "--target-rules", exists=True,
-                                                help="medspaCy TargetRule JSON whose matches add to the entities"),
+    sentences: Sentences = typer.Option(
+        Sentences.pyrush,
+        "--sentences",
+        help="pyrush: add PyRuSH (quiet) unless the pipeline sets sentences; own: keep its",
+    ),
+    target_rules: Optional[Path] = typer.Option(
+        None, "--target-rules", exists=True, help="medspaCy TargetRule JSON whose matches add to the entities"
+    ),
 ) -> None:
     """Add medspaCy's sentence splitter, sectionizer, ConText and doc consumer after the
     model, keeping the pipeline's tokenizer, and save the result (ready for `spacy package`)."""

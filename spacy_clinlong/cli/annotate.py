@@ -1,4 +1,5 @@
 """`annotate`: a pipeline over a corpus of notes, resumable, locally or on Ray."""
+
 import json
 import signal
 from pathlib import Path
@@ -37,29 +38,56 @@ def _on_sigterm(signum, frame) -> None:
 @app.command("annotate")
 def annotate_cli(
     model: str = typer.Argument(..., help="An installed pipeline's name, or a pipeline directory"),
-    input_path: Path = typer.Argument(..., metavar="INPUT",
-                                      help="A directory of .txt notes, or a .jsonl, .csv or .parquet file"),
+    input_path: Path = typer.Argument(
+        ..., metavar="INPUT", help="A directory of .txt notes, or a .jsonl, .csv or .parquet file"
+    ),
     output: Path = typer.Argument(..., help="A directory (shards), or a .jsonl file (one line per note)"),
-    engine: str = typer.Option("local", "--engine", help="local (this process) or ray (a Ray Data actor pool)"),
+    engine: str = typer.Option(
+        "local", "--engine", help="local (this process) or ray (a Ray Data actor pool)"
+    ),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Notes per nlp.pipe batch"),
-    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU id, -1 for CPU; with --engine ray, >= 0 gives each worker a GPU"),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1,
-                                          help="Pipelines at work: local processes, or Ray workers (default: 1, or one per GPU on Ray)"),
+    gpu_id: int = typer.Option(
+        -1, "--gpu-id", help="GPU id, -1 for CPU; with --engine ray, >= 0 gives each worker a GPU"
+    ),
+    workers: Optional[int] = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="Pipelines at work: local processes, or Ray workers (default: 1, or one per GPU on Ray)",
+    ),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads per CPU worker"),
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl (the JSON view of each note) or docbin (spaCy shards)"),
-    shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Records per shard: the unit of resuming"),
-    max_chars: int = typer.Option(1_000_000, "--max-chars", min=1, help="Longer notes are reported, not annotated"),
+    fmt: str = typer.Option(
+        "jsonl", "--format", help="jsonl (the JSON view of each note) or docbin (spaCy shards)"
+    ),
+    shard_size: int = typer.Option(
+        1000, "--shard-size", min=1, help="Records per shard: the unit of resuming"
+    ),
+    max_chars: int = typer.Option(
+        1_000_000, "--max-chars", min=1, help="Longer notes are reported, not annotated"
+    ),
     id_field: str = typer.Option("id", "--id-field", help="JSONL key or CSV/Parquet column with the note id"),
-    text_field: str = typer.Option("text", "--text-field", help="JSONL key or CSV/Parquet column with the text"),
-    questions: Optional[Path] = typer.Option(None, "--questions",
-                                             help="Questions for every note (one per line, or a JSON list), for clinlong_qa"),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="A Ray cluster to join (default: RAY_ADDRESS or a local instance)"),
-    restart: bool = typer.Option(False, "--restart", help="Discard an earlier job in OUTPUT and start afresh"),
-    note_timeout: float = typer.Option(600.0, "--note-timeout", min=0,
-                                       help="Seconds a note may take; past it the note is reported as timeout (0: no limit). "
-                                            "A batch gets this times its size before its notes are retried one by one"),
-    follow_symlinks: bool = typer.Option(False, "--follow-symlinks",
-                                         help="Read .txt symlinks that lead outside the INPUT directory"),
+    text_field: str = typer.Option(
+        "text", "--text-field", help="JSONL key or CSV/Parquet column with the text"
+    ),
+    questions: Optional[Path] = typer.Option(
+        None, "--questions", help="Questions for every note (one per line, or a JSON list), for clinlong_qa"
+    ),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="A Ray cluster to join (default: RAY_ADDRESS or a local instance)"
+    ),
+    restart: bool = typer.Option(
+        False, "--restart", help="Discard an earlier job in OUTPUT and start afresh"
+    ),
+    note_timeout: float = typer.Option(
+        600.0,
+        "--note-timeout",
+        min=0,
+        help="Seconds a note may take; past it the note is reported as timeout (0: no limit). "
+        "A batch gets this times its size before its notes are retried one by one",
+    ),
+    follow_symlinks: bool = typer.Option(
+        False, "--follow-symlinks", help="Read .txt symlinks that lead outside the INPUT directory"
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on stderr"),
 ) -> None:
     """Annotate every note of INPUT with the pipeline MODEL into OUTPUT.
@@ -77,18 +105,39 @@ def annotate_cli(
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        spec = JobSpec(model=model, input=str(input_path), output=str(output), fmt=fmt, shard_size=shard_size,
-                       batch_size=batch_size, max_chars=max_chars, id_field=id_field, text_field=text_field,
-                       questions=_read_questions(questions), follow_symlinks=follow_symlinks)
-        summary = annotate(spec, engine=engine, gpu_id=gpu_id, workers=workers, threads=threads, progress=progress,
-                           ray_address=ray_address, restart=restart, note_timeout=note_timeout or None,
-                           echo=typer.echo)
+        spec = JobSpec(
+            model=model,
+            input=str(input_path),
+            output=str(output),
+            fmt=fmt,
+            shard_size=shard_size,
+            batch_size=batch_size,
+            max_chars=max_chars,
+            id_field=id_field,
+            text_field=text_field,
+            questions=_read_questions(questions),
+            follow_symlinks=follow_symlinks,
+        )
+        summary = annotate(
+            spec,
+            engine=engine,
+            gpu_id=gpu_id,
+            workers=workers,
+            threads=threads,
+            progress=progress,
+            ray_address=ray_address,
+            restart=restart,
+            note_timeout=note_timeout or None,
+            echo=typer.echo,
+        )
     except (JobError, InputError, ValueError, OSError) as err:
         fail(f"annotate: {err}")
     except (KeyboardInterrupt, _Terminated) as err:
-        fail(f"annotate: stopped by {'SIGTERM' if isinstance(err, _Terminated) else 'Ctrl-C'}; the finished "
-             f"shards are saved in {str(output)!r}, and the same command resumes the job.",
-             code=143 if isinstance(err, _Terminated) else 130)
+        fail(
+            f"annotate: stopped by {'SIGTERM' if isinstance(err, _Terminated) else 'Ctrl-C'}; the finished "
+            f"shards are saved in {str(output)!r}, and the same command resumes the job.",
+            code=143 if isinstance(err, _Terminated) else 130,
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
     typer.echo(describe(summary))

@@ -1,4 +1,5 @@
 """`benchmark`: whole-note pipelines against spaCy's strided windows, in one run."""
+
 import json
 from enum import Enum
 from pathlib import Path
@@ -47,8 +48,10 @@ def _parse_models(values: Optional[List[str]]) -> Dict[str, str]:
     for value in values or []:
         arch, sep, where = value.partition("=")
         if not sep or arch not in ("longformer", "bigbird", "modernbert", "bert") or not where:
-            raise typer.BadParameter(f"--model takes ARCH=DIR_OR_HUB_ID with ARCH one of longformer, bigbird, "
-                                     f"modernbert, bert; got {value!r}")
+            raise typer.BadParameter(
+                f"--model takes ARCH=DIR_OR_HUB_ID with ARCH one of longformer, bigbird, "
+                f"modernbert, bert; got {value!r}"
+            )
         try:
             # A local directory or a hub id, checked as every model load checks it.
             found[arch] = resolve_source(where)
@@ -60,28 +63,44 @@ def _parse_models(values: Optional[List[str]]) -> Dict[str, str]:
 @app.command("benchmark")
 def benchmark_cli(
     json_path: Path = typer.Option(..., "--json", help="Where to write the report (JSON)"),
-    size: BenchSize = typer.Option(BenchSize.base, "--size", help="base: the real models' shapes; tiny: mechanics"),
-    notes: Optional[Path] = typer.Option(None, "--notes", exists=True, dir_okay=False,
-                                         help="JSONL notes (one {\"text\": ...} per line)"),
+    size: BenchSize = typer.Option(
+        BenchSize.base, "--size", help="base: the real models' shapes; tiny: mechanics"
+    ),
+    notes: Optional[Path] = typer.Option(
+        None, "--notes", exists=True, dir_okay=False, help='JSONL notes (one {"text": ...} per line)'
+    ),
     synth: int = typer.Option(8, "--synth", min=1, help="Synthetic notes, when --notes is not given"),
-    min_words: int = typer.Option(0, "--min-words", min=0, help="Keep synthetic notes of at least this many words"),
+    min_words: int = typer.Option(
+        0, "--min-words", min=0, help="Keep synthetic notes of at least this many words"
+    ),
     text_field: str = typer.Option("text", "--text-field", help="The JSONL key of the note"),
-    gpu_id: Optional[int] = typer.Option(None, "--gpu-id", help="GPU to run on (bf16/fp16); default or -1: CPU"),
+    gpu_id: Optional[int] = typer.Option(
+        None, "--gpu-id", help="GPU to run on (bf16/fp16); default or -1: CPU"
+    ),
     plot_path: Optional[Path] = typer.Option(None, "--plot", help="Also draw words/s per system (PNG)"),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Timed passes over the notes per system"),
     warmup: int = typer.Option(2, "--warmup", min=0, help="Notes read once per system before timing"),
     batch_size: int = typer.Option(0, "--batch-size", min=0, help="Notes per batch; 0: 1 on CPU, 16 on GPU"),
-    systems: str = typer.Option(",".join(
-        ["longformer", "bigbird", "modernbert", "strided-bert", "hf-longformer"]), "--systems",
-        help="Comma-separated systems to run"),
-    models_dir: Path = typer.Option(None, "--models-dir",
-                                    help="Where stand-in models are built once and reused "
-                                         "(default ~/.cache/spacy-clinlong/bench-models)"),
-    model: Optional[List[str]] = typer.Option(None, "--model",
-                                              help="ARCH=DIR_OR_HUB_ID: a real model instead of a stand-in"),
-    corpus: int = typer.Option(0, "--corpus", min=0,
-                               help="Also annotate this many synthetic notes with the Longformer pipeline "
-                                    "and report RSS over the run (10000 shows whether memory stays flat)"),
+    systems: str = typer.Option(
+        ",".join(["longformer", "bigbird", "modernbert", "strided-bert", "hf-longformer"]),
+        "--systems",
+        help="Comma-separated systems to run",
+    ),
+    models_dir: Path = typer.Option(
+        None,
+        "--models-dir",
+        help="Where stand-in models are built once and reused (default ~/.cache/spacy-clinlong/bench-models)",
+    ),
+    model: Optional[List[str]] = typer.Option(
+        None, "--model", help="ARCH=DIR_OR_HUB_ID: a real model instead of a stand-in"
+    ),
+    corpus: int = typer.Option(
+        0,
+        "--corpus",
+        min=0,
+        help="Also annotate this many synthetic notes with the Longformer pipeline "
+        "and report RSS over the run (10000 shows whether memory stays flat)",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic notes"),
 ) -> None:
     """Words/s, wordpieces/s, latency and memory of (a) this package's

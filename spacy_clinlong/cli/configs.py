@@ -1,4 +1,5 @@
 """`configs`: write the training configs (one per task and model)."""
+
 from pathlib import Path
 
 import typer
@@ -8,7 +9,9 @@ from ._app import app
 
 @app.command("configs")
 def configs_cli(
-    output_dir: Path = typer.Argument(Path("configs"), help="Directory to write the .cfg files to", file_okay=False),
+    output_dir: Path = typer.Argument(
+        Path("configs"), help="Directory to write the .cfg files to", file_okay=False
+    ),
 ) -> None:
     """Write one complete `spacy train` config per task and model."""
     from ..configs import write_configs

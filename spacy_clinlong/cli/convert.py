@@ -1,4 +1,5 @@
 """`convert`: BRAT, i2b2, SQuAD/emrQA, JSONL or CSV to a spaCy DocBin."""
+
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -23,9 +24,13 @@ def convert_cli(
     output_path: Path = typer.Argument(..., help="DocBin (.spacy) file to write", dir_okay=False),
     fmt: Format = typer.Option(..., "--format", "-f", help="Input format", case_sensitive=False),
     lang: str = typer.Option("en", "--lang", help="Language of the blank tokenizer"),
-    text_field: Optional[str] = typer.Option(None, "--text-field", help="jsonl/csv: text key or column (default: text)"),
+    text_field: Optional[str] = typer.Option(
+        None, "--text-field", help="jsonl/csv: text key or column (default: text)"
+    ),
     labels_field: Optional[str] = typer.Option(
-        None, "--labels-field", help="jsonl/csv: labels key or column (default: cats/labels/label, or csv 0/1 columns)"
+        None,
+        "--labels-field",
+        help="jsonl/csv: labels key or column (default: cats/labels/label, or csv 0/1 columns)",
     ),
     id_field: Optional[str] = typer.Option(None, "--id-field", help="csv: id column (default: id)"),
     labels: Optional[str] = typer.Option(
@@ -48,8 +53,11 @@ def convert_cli(
         fail(f"Input path does not exist: {input_path}")
     options = {}
     if fmt in (Format.jsonl, Format.csv):
-        options.update(text_field=text_field, labels_field=labels_field,
-                       labels=[lab.strip() for lab in labels.split(",") if lab.strip()] if labels else None)
+        options.update(
+            text_field=text_field,
+            labels_field=labels_field,
+            labels=[lab.strip() for lab in labels.split(",") if lab.strip()] if labels else None,
+        )
         if fmt == Format.csv:
             options["id_field"] = id_field
     elif text_field or labels_field or id_field or labels:

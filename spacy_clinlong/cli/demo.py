@@ -8,6 +8,7 @@ package's own configs, adds medspaCy's sections and ConText, and shows what
 the trained pipeline (OUTPUT_DIR/trained) finds in held-out notes: the notes
 are synthetic, so their entities and answers are printed.
 """
+
 import json
 import time
 from pathlib import Path
@@ -21,8 +22,9 @@ from .make_model import Arch
 @app.command("demo")
 def demo_cli(
     output_dir: Path = typer.Argument(Path("demo"), help="Where to write models, notes and the pipeline"),
-    arch_choice: Arch = typer.Option(Arch.longformer, "--arch", help="Architecture of the tiny model",
-                                     case_sensitive=False),
+    arch_choice: Arch = typer.Option(
+        Arch.longformer, "--arch", help="Architecture of the tiny model", case_sensitive=False
+    ),
     n_notes: int = typer.Option(60, "--n-notes", min=2, help="Synthetic notes to generate"),
     seed: int = typer.Option(0, "--seed", help="Seed for notes and weights"),
     train_steps: int = typer.Option(
@@ -97,7 +99,9 @@ def demo_cli(
     if train_steps:
         from .demo_train import show_trained, train_demo_pipeline
 
-        typer.echo(f"\n[5/6] Training ner and clinlong_qa for {train_steps} steps each on the training notes ...")
+        typer.echo(
+            f"\n[5/6] Training ner and clinlong_qa for {train_steps} steps each on the training notes ..."
+        )
         trained = train_demo_pipeline(output_dir, model_dir, train_steps=train_steps, seed=seed)
         typer.echo(f"\n[6/6] The trained pipeline ({trained}) on held-out notes:")
         show_trained(trained, output_dir / "corpus" / "test.spacy")

@@ -5,14 +5,19 @@ on the demo's synthetic notes and tiny model; then the QA component joins the
 ner pipeline, medspaCy's sections and ConText go after it, and the pipeline is
 saved where `annotate`, `spacy.load` and `ask` can use it.
 """
+
 from pathlib import Path
 from typing import Dict
 
 import typer
 
 # make-model architecture -> the config family that trains it
-CONFIG_MODEL = {"longformer": "longformer", "bigbird": "bigbird", "modernbert": "modernbert",
-                "bert": "clinicalbert_strided"}
+CONFIG_MODEL = {
+    "longformer": "longformer",
+    "bigbird": "bigbird",
+    "modernbert": "modernbert",
+    "bert": "clinicalbert_strided",
+}
 # Random tiny weights learn at a higher rate than the configs' (pretrained) one.
 STANDIN_LEARN_RATE = 0.002
 
@@ -38,16 +43,23 @@ def train_demo_pipeline(output_dir: Path, model_dir: Path, *, train_steps: int, 
     config_model = CONFIG_MODEL.get({"big_bird": "bigbird"}.get(arch, arch), "longformer")
     corpus = Path(output_dir) / "corpus"
     common: Dict[str, object] = {
-        "paths.train": str(corpus / "train.spacy"), "paths.dev": str(corpus / "dev.spacy"),
-        "training.max_steps": train_steps, "training.eval_frequency": max(train_steps // 2, 1),
-        "training.optimizer.learn_rate.initial_rate": STANDIN_LEARN_RATE, "system.seed": seed,
-        "training.batcher.size.start": 2000, "training.batcher.size.stop": 2000,
+        "paths.train": str(corpus / "train.spacy"),
+        "paths.dev": str(corpus / "dev.spacy"),
+        "training.max_steps": train_steps,
+        "training.eval_frequency": max(train_steps // 2, 1),
+        "training.optimizer.learn_rate.initial_rate": STANDIN_LEARN_RATE,
+        "system.seed": seed,
+        "training.batcher.size.start": 2000,
+        "training.batcher.size.stop": 2000,
         "training.logger.progress_bar": False,
     }
     configs = Path(output_dir) / "configs"
     configs.mkdir(parents=True, exist_ok=True)
     trained = {}
-    for task, name_key in (("ner", "components.transformer.model.name"), ("qa", "components.clinlong_qa.model.name")):
+    for task, name_key in (
+        ("ner", "components.transformer.model.name"),
+        ("qa", "components.clinlong_qa.model.name"),
+    ):
         path = configs / f"{task}_{config_model}.cfg"
         path.write_text(render(task, config_model), encoding="utf8")
         out = Path(output_dir) / "training" / task
@@ -80,8 +92,10 @@ def show_trained(pipeline_dir: Path, test_path: Path, n_notes: int = 2, n_questi
     nlp = spacy.load(pipeline_dir)
     gold = list(DocBin(store_user_data=True).from_disk(test_path).get_docs(nlp.vocab))
     scores = nlp.evaluate([Example(nlp.make_doc(doc.text), doc) for doc in gold])
-    typer.echo(f"Held-out notes: {len(gold)}; entity F1 {scores['ents_f']:.3f}, "
-               f"SQuAD 2.0 exact match {scores.get('qa_exact', 0):.3f}, F1 {scores.get('qa_f1', 0):.3f}")
+    typer.echo(
+        f"Held-out notes: {len(gold)}; entity F1 {scores['ents_f']:.3f}, "
+        f"SQuAD 2.0 exact match {scores.get('qa_exact', 0):.3f}, F1 {scores.get('qa_f1', 0):.3f}"
+    )
     for ref in gold[:n_notes]:
         doc = nlp.make_doc(ref.text)
         qas = list(ref.user_data.get(GOLD_KEY) or [])[:n_questions]
@@ -89,8 +103,10 @@ def show_trained(pipeline_dir: Path, test_path: Path, n_notes: int = 2, n_questi
         doc = nlp(doc)
         found = Counter(e.label_ for e in doc.ents)
         expected = Counter(e.label_ for e in ref.ents)
-        typer.echo(f"\nNote {ref.user_data.get('note_id', '?')}: entities found / gold: "
-                   + ", ".join(f"{label} {found[label]}/{expected[label]}" for label in sorted(expected)))
+        typer.echo(
+            f"\nNote {ref.user_data.get('note_id', '?')}: entities found / gold: "
+            + ", ".join(f"{label} {found[label]}/{expected[label]}" for label in sorted(expected))
+        )
         negated = [e.text for e in doc.ents if e._.is_negated][:5]
         typer.echo(f"  negated (medspaCy ConText): {', '.join(negated) if negated else 'none'}")
         for qa, answer in zip(qas, doc._.answers or []):

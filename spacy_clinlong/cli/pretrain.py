@@ -1,4 +1,5 @@
 """`pretrain` and `extend`: continued masked-LM pretraining, and long models from short ones."""
+
 import os
 import shutil
 from enum import Enum
@@ -25,35 +26,57 @@ class Attention(str, Enum):
 @app.command("pretrain")
 def pretrain_cli(
     model: str = typer.Argument(..., help="Hub id or local model directory to continue from"),
-    corpus: Path = typer.Argument(..., exists=True,
-                                  help="Notes: a directory of .txt, a .jsonl, .csv or .parquet"),
-    output_dir: Path = typer.Argument(..., help="Where the pretrained model, checkpoints/ and metrics.json go"),
+    corpus: Path = typer.Argument(
+        ..., exists=True, help="Notes: a directory of .txt, a .jsonl, .csv or .parquet"
+    ),
+    output_dir: Path = typer.Argument(
+        ..., help="Where the pretrained model, checkpoints/ and metrics.json go"
+    ),
     max_steps: int = typer.Option(1000, "--max-steps", help="Optimizer steps"),
-    max_length: int = typer.Option(0, "--max-length", help="Wordpieces per packed sequence; 0: the model's budget"),
+    max_length: int = typer.Option(
+        0, "--max-length", help="Wordpieces per packed sequence; 0: the model's budget"
+    ),
     batch_size: int = typer.Option(8, "--batch-size", help="Sequences per device per forward pass"),
-    gradient_accumulation_steps: int = typer.Option(1, "--gradient-accumulation-steps", help="Passes per step"),
-    learning_rate: float = typer.Option(3e-5, "--learning-rate", help="Peak learning rate (Clinical-Longformer: 3e-5)"),
+    gradient_accumulation_steps: int = typer.Option(
+        1, "--gradient-accumulation-steps", help="Passes per step"
+    ),
+    learning_rate: float = typer.Option(
+        3e-5, "--learning-rate", help="Peak learning rate (Clinical-Longformer: 3e-5)"
+    ),
     warmup_ratio: float = typer.Option(0.06, "--warmup-ratio", help="Share of steps warming up"),
-    mlm_probability: float = typer.Option(0.15, "--mlm-probability", help="Share of wordpieces (or words) masked"),
-    whole_word_mask: bool = typer.Option(False, "--whole-word-mask", help="Mask all wordpieces of a chosen word"),
-    text_field: str = typer.Option("text", "--text-field", help="JSONL key or CSV/Parquet column of the note"),
-    eval_corpus: Optional[Path] = typer.Option(None, "--eval-corpus", exists=True,
-                                               help="Held-out notes (default: a share of CORPUS)"),
+    mlm_probability: float = typer.Option(
+        0.15, "--mlm-probability", help="Share of wordpieces (or words) masked"
+    ),
+    whole_word_mask: bool = typer.Option(
+        False, "--whole-word-mask", help="Mask all wordpieces of a chosen word"
+    ),
+    text_field: str = typer.Option(
+        "text", "--text-field", help="JSONL key or CSV/Parquet column of the note"
+    ),
+    eval_corpus: Optional[Path] = typer.Option(
+        None, "--eval-corpus", exists=True, help="Held-out notes (default: a share of CORPUS)"
+    ),
     eval_fraction: float = typer.Option(0.02, "--eval-fraction", help="Share of CORPUS held out"),
     max_eval_notes: int = typer.Option(200, "--max-eval-notes", help="At most this many held-out notes"),
     save_steps: int = typer.Option(500, "--save-steps", help="Checkpoint every N steps"),
     logging_steps: int = typer.Option(50, "--logging-steps", help="Log the loss every N steps"),
-    precision: Precision = typer.Option(Precision.auto, "--precision",
-                                        help="auto: bf16 (or fp16) on GPU, fp32 on CPU"),
+    precision: Precision = typer.Option(
+        Precision.auto, "--precision", help="auto: bf16 (or fp16) on GPU, fp32 on CPU"
+    ),
     gradient_checkpointing: Optional[bool] = typer.Option(
-        None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Default: on when training on GPU"),
+        None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Default: on when training on GPU"
+    ),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the last checkpoint"),
     gpu_id: Optional[int] = typer.Option(
-        None, "--gpu-id", help="-1: CPU; N: that GPU; default: every visible GPU (under torchrun: one per process)"),
+        None,
+        "--gpu-id",
+        help="-1: CPU; N: that GPU; default: every visible GPU (under torchrun: one per process)",
+    ),
     metrics_copy: Optional[Path] = typer.Option(None, "--metrics", help="Also write metrics.json here"),
     seed: int = typer.Option(0, "--seed", help="Seed of masking, split and new weights"),
     report_to: Optional[List[str]] = typer.Option(
-        None, "--report-to", help="Experiment tracker (wandb, tensorboard ...); none unless given"),
+        None, "--report-to", help="Experiment tracker (wandb, tensorboard ...); none unless given"
+    ),
 ) -> None:
     """Continue masked-LM pretraining of MODEL on clinical notes.
 
@@ -74,13 +97,26 @@ def pretrain_cli(
     from ..pretraining.train import PretrainSettings, run_pretraining
 
     settings = PretrainSettings(
-        max_steps=max_steps, max_length=max_length or None, batch_size=batch_size,
-        gradient_accumulation_steps=gradient_accumulation_steps, learning_rate=learning_rate,
-        warmup_ratio=warmup_ratio, mlm_probability=mlm_probability, whole_word_mask=whole_word_mask,
-        text_field=text_field, eval_corpus=eval_corpus, eval_fraction=eval_fraction,
-        max_eval_notes=max_eval_notes, save_steps=save_steps, logging_steps=logging_steps,
-        precision=precision.value, gradient_checkpointing=gradient_checkpointing, resume=resume,
-        use_cpu=gpu_id is not None and gpu_id < 0, seed=seed, report_to=tuple(report_to or ()),
+        max_steps=max_steps,
+        max_length=max_length or None,
+        batch_size=batch_size,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        learning_rate=learning_rate,
+        warmup_ratio=warmup_ratio,
+        mlm_probability=mlm_probability,
+        whole_word_mask=whole_word_mask,
+        text_field=text_field,
+        eval_corpus=eval_corpus,
+        eval_fraction=eval_fraction,
+        max_eval_notes=max_eval_notes,
+        save_steps=save_steps,
+        logging_steps=logging_steps,
+        precision=precision.value,
+        gradient_checkpointing=gradient_checkpointing,
+        resume=resume,
+        use_cpu=gpu_id is not None and gpu_id < 0,
+        seed=seed,
+        report_to=tuple(report_to or ()),
     )
     try:
         metrics = run_pretraining(model, corpus, output_dir, settings)
@@ -92,11 +128,15 @@ def pretrain_cli(
         metrics_copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(output_dir / "metrics.json", metrics_copy)
     before, after = metrics["heldout"]["before"], metrics["heldout"]["after"]
-    typer.echo(f"Trained {metrics['steps']} steps on {metrics['max_length']}-wordpiece sequences"
-               + (f" (resumed from {metrics['resumed_from']})" if metrics["resumed_from"] else ""))
-    typer.echo(f"Held-out masked-LM loss {before['loss']:.3f} -> {after['loss']:.3f} "
-               f"(perplexity {before['perplexity']:.1f} -> {after['perplexity']:.1f}, "
-               f"{after['masked_wordpieces']} masked wordpieces in {metrics['heldout_notes']} notes)")
+    typer.echo(
+        f"Trained {metrics['steps']} steps on {metrics['max_length']}-wordpiece sequences"
+        + (f" (resumed from {metrics['resumed_from']})" if metrics["resumed_from"] else "")
+    )
+    typer.echo(
+        f"Held-out masked-LM loss {before['loss']:.3f} -> {after['loss']:.3f} "
+        f"(perplexity {before['perplexity']:.1f} -> {after['perplexity']:.1f}, "
+        f"{after['masked_wordpieces']} masked wordpieces in {metrics['heldout_notes']} notes)"
+    )
     if metrics["skipped_notes"]:
         typer.echo(f"Skipped notes: {metrics['skipped_notes']}")
     typer.echo(f"Model: {output_dir.resolve()}  Metrics: {(output_dir / 'metrics.json').resolve()}")
@@ -122,13 +162,27 @@ def extend_cli(
     from ..pretraining.extend import extend_model
 
     try:
-        record = extend_model(source, output_dir, max_length=max_length, attention=attention.value,
-                              attention_window=attention_window, block_size=block_size)
+        record = extend_model(
+            source,
+            output_dir,
+            max_length=max_length,
+            attention=attention.value,
+            attention_window=attention_window,
+            block_size=block_size,
+        )
     except (ValueError, ModelLoadError) as err:
         fail(str(err))
-    typer.echo(f"Wrote a {record['attention']} model of {record['max_length']} wordpieces from "
-               f"{record['source_type']} ({record['source_positions']} positions) to {output_dir.resolve()}")
-    typer.echo("Masked-LM head: " + ("copied" if record["mlm_head_copied"] else
-                                     "new (the source has none): run pretrain before using it for masked LM"))
+    typer.echo(
+        f"Wrote a {record['attention']} model of {record['max_length']} wordpieces from "
+        f"{record['source_type']} ({record['source_positions']} positions) to {output_dir.resolve()}"
+    )
+    typer.echo(
+        "Masked-LM head: "
+        + (
+            "copied"
+            if record["mlm_head_copied"]
+            else "new (the source has none): run pretrain before using it for masked LM"
+        )
+    )
     if record["left_initialized"]:
         typer.echo(f"Newly initialized: {', '.join(record['left_initialized'])}")

@@ -1,4 +1,5 @@
 """`proof-report`: long vs strided vs baselines on the same held-out notes."""
+
 from pathlib import Path
 from typing import Optional
 
@@ -9,7 +10,9 @@ from ._app import app, fail
 
 @app.command("proof-report")
 def proof_report_cli(
-    data: Path = typer.Argument(..., help="Gold .spacy test notes (sections, entities, cats, QA gold)", exists=True),
+    data: Path = typer.Argument(
+        ..., help="Gold .spacy test notes (sections, entities, cats, QA gold)", exists=True
+    ),
     output_json: Path = typer.Argument(..., help="Report to write (metrics/proof.json)"),
     output_md: Path = typer.Argument(..., help="Markdown tables to write (metrics/proof.md)"),
     long: Optional[Path] = typer.Option(None, "--long", help="ner + textcat pipeline on whole notes"),
@@ -17,7 +20,9 @@ def proof_report_cli(
     bow: Optional[Path] = typer.Option(None, "--bow", help="spaCy's bag-of-words textcat_multilabel"),
     ner_cpu: Optional[Path] = typer.Option(None, "--ner-cpu", help="spaCy's CPU ner"),
     qa_long: Optional[Path] = typer.Option(None, "--qa-long", help="clinlong_qa on whole notes"),
-    qa_strided: Optional[Path] = typer.Option(None, "--qa-strided", help="clinlong_qa through 384/128 windows"),
+    qa_strided: Optional[Path] = typer.Option(
+        None, "--qa-strided", help="clinlong_qa through 384/128 windows"
+    ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to use; -1 for CPU"),
 ) -> None:
     """Score every proof pipeline and baseline on the same notes and check the targets.
@@ -42,10 +47,19 @@ def proof_report_cli(
         score_tagger_pipeline,
     )
 
-    pipelines = {"long": long, "strided": strided, "bow": bow, "ner_cpu": ner_cpu, "qa_long": qa_long,
-                 "qa_strided": qa_strided}
-    missing = [f"--{name.replace('_', '-')} {path}" for name, path in pipelines.items()
-               if path is not None and not (path / "config.cfg").exists()]
+    pipelines = {
+        "long": long,
+        "strided": strided,
+        "bow": bow,
+        "ner_cpu": ner_cpu,
+        "qa_long": qa_long,
+        "qa_strided": qa_strided,
+    }
+    missing = [
+        f"--{name.replace('_', '-')} {path}"
+        for name, path in pipelines.items()
+        if path is not None and not (path / "config.cfg").exists()
+    ]
     if missing:
         fail(f"Not a pipeline directory (no config.cfg): {', '.join(missing)}")
     if gpu_id >= 0:
@@ -59,7 +73,9 @@ def proof_report_cli(
         nlp = spacy.load(path)
         gold = load_gold(data, nlp)
         gold_docs = gold
-        report[name] = score_qa_pipeline(nlp, gold) if name.startswith("qa") else score_tagger_pipeline(nlp, gold)
+        report[name] = (
+            score_qa_pipeline(nlp, gold) if name.startswith("qa") else score_tagger_pipeline(nlp, gold)
+        )
         report["seconds"][name] = round(time.perf_counter() - start, 1)
         typer.echo(f"Scored {name} ({path}) in {report['seconds'][name]} s")
     if gold_docs is None:

@@ -1,5 +1,6 @@
 """`spacy clinlong ...`: spaCy imports this module through the `spacy_cli`
 entry point when its CLI starts, and importing it adds our command group."""
+
 from spacy.cli._util import app as spacy_app
 
 from . import app

@@ -1,4 +1,5 @@
 """`summarize`: one markdown table from the workflow's metrics JSON files."""
+
 from pathlib import Path
 
 import typer
@@ -8,7 +9,9 @@ from ._app import app, fail
 
 @app.command("summarize")
 def summarize_cli(
-    metrics_dir: Path = typer.Argument(..., help="Folder of <task>_<system>.json files (spacy evaluate output)", exists=True, file_okay=False),
+    metrics_dir: Path = typer.Argument(
+        ..., help="Folder of <task>_<system>.json files (spacy evaluate output)", exists=True, file_okay=False
+    ),
     output: Path = typer.Argument(..., help="Markdown file to write"),
 ) -> None:
     """Summarize metrics: overall per task and system, and per label side by side."""

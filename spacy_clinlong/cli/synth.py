@@ -1,4 +1,5 @@
 """`synth`: write the deterministic synthetic clinical corpus."""
+
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,9 @@ def synth_cli(
     n: int = typer.Option(200, "--n", "-n", min=1, help="Number of notes (>= 1)"),
     seed: int = typer.Option(0, "--seed", help="Corpus seed; note i depends only on (seed, i)"),
     qa_excerpts: bool = typer.Option(
-        False, "--qa-excerpts", help="Also write train/dev_qa_excerpts.spacy: answer lines and their headers, QA gold only"
+        False,
+        "--qa-excerpts",
+        help="Also write train/dev_qa_excerpts.spacy: answer lines and their headers, QA gold only",
     ),
 ) -> None:
     """Generate synthetic discharge summaries and progress notes and write
@@ -31,7 +34,12 @@ def synth_cli(
     qas = [qa for note in notes for qa in note["qas"]]
     typer.echo(f"Wrote {len(notes)} notes (seed {seed}) to {output_dir.resolve()}")
     typer.echo("Splits: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
-    typer.echo(f"Length in words: min {min(words)}, median {sorted(words)[len(words) // 2]}, max {max(words)}")
+    typer.echo(
+        f"Length in words: min {min(words)}, median {sorted(words)[len(words) // 2]}, max {max(words)}"
+    )
     typer.echo("Entities: " + ", ".join(f"{label} {labels[label]}" for label in sorted(labels)))
-    typer.echo("Positive notes per label: " + ", ".join(f"{label} {cats[label]}" for label in sorted(notes[0]["cats"])))
+    typer.echo(
+        "Positive notes per label: "
+        + ", ".join(f"{label} {cats[label]}" for label in sorted(notes[0]["cats"]))
+    )
     typer.echo(f"QA pairs: {len(qas)} ({sum(qa['is_impossible'] for qa in qas)} unanswerable)")

@@ -12,6 +12,7 @@ bucket should hold up; through strided windows it should fall.
 `long_range_scores` works on any gold corpus whose docs carry labelled
 sections in `doc.spans["sections"]` (`synth` writes them).
 """
+
 from typing import Dict, List, Sequence, Tuple
 
 from spacy.language import Language
@@ -93,4 +94,3 @@ def long_range_scores(
         "longrange_far_n": far[0],
         "longrange_per_bucket": per_bucket,
     }
-

@@ -6,6 +6,7 @@ Files are named `<task>_<system>.json` in one folder, e.g. `ner_long.json`,
 has one overall table and, per task, a per-label table with every system side
 by side, so long spans and strided windows can be compared label by label.
 """
+
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -17,8 +18,16 @@ _TASKS = {
     "textcat_multilabel": (("cats_macro_auc", "cats_macro_f", "cats_micro_f"), "cats_f_per_type", "f"),
     "qa": (("qa_f1", "qa_exact"), None, None),
     # held-out masked-LM loss of continued pretraining (python -m spacy_clinlong pretrain)
-    "pretrain": (("heldout_loss_before", "heldout_loss_after", "heldout_perplexity_before",
-                  "heldout_perplexity_after"), None, None),
+    "pretrain": (
+        (
+            "heldout_loss_before",
+            "heldout_loss_after",
+            "heldout_perplexity_before",
+            "heldout_perplexity_after",
+        ),
+        None,
+        None,
+    ),
     # entity recall by distance from the section header (python -m spacy_clinlong long-range)
     "longrange": (("longrange_far_recall",), "longrange_per_bucket", "r"),
 }
@@ -64,7 +73,13 @@ def summarize(metrics_dir: Path) -> str:
         lines += ["", f"## {task}: {per_key} ({field})", ""]
         header = "| label | " + " | ".join(systems) + " |"
         # long vs strided where both ran (other systems, such as bow, are shown beside them)
-        pair = ("long", "strided") if {"long", "strided"} <= set(systems) else tuple(systems) if len(systems) == 2 else ()
+        pair = (
+            ("long", "strided")
+            if {"long", "strided"} <= set(systems)
+            else tuple(systems)
+            if len(systems) == 2
+            else ()
+        )
         if pair:
             header += f" {pair[0]} - {pair[1]} |"
         lines += [header, "| --- " * (header.count("|") - 1) + "|"]

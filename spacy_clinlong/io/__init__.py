@@ -1,4 +1,5 @@
 """Reading notes: the one streaming note reader (.txt folder, JSONL, CSV, Parquet) and its reason names."""
+
 from .csv_rows import FIELD_LIMIT, CsvRow, csv_header, csv_row_start, csv_rows
 from .jsonl import JSON_ERRORS, JsonLine, json_error, jsonl_lines
 from .reader import InputError, NoteInput, RawRecord, input_kind, judge

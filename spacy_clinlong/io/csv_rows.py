@@ -1,4 +1,5 @@
 """Strict CSV read row by row from a byte offset, a bad row reported with its lines and skipped."""
+
 import csv
 from dataclasses import dataclass
 from pathlib import Path

@@ -1,4 +1,5 @@
 """JSON Lines read line by line from a byte offset: each line an object, or the reason it is not one."""
+
 import json
 from dataclasses import dataclass
 from pathlib import Path

@@ -13,6 +13,7 @@ reason for the others (empty, missing or invalid id, too long ...); either
 is reported by index, id, reason, source (file and line or row) and length.
 Its text never leaves the caller.
 """
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,8 +102,14 @@ class NoteInput:
         (by default they are reported as `outside_input`).
     """
 
-    def __init__(self, path: Path, *, id_field: Optional[str] = "id", text_field: str = "text",
-                 follow_symlinks: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        id_field: Optional[str] = "id",
+        text_field: str = "text",
+        follow_symlinks: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.kind = input_kind(self.path)
         self.id_field = id_field
@@ -131,17 +138,23 @@ class NoteInput:
                 stats.append(os.stat(self.path / name))
             except OSError:  # a dangling or looping link: reported as not_a_file
                 stats.append(os.lstat(self.path / name))
-        return {"files": len(files), "bytes": sum(s.st_size for s in stats),
-                "mtime_ns": max((s.st_mtime_ns for s in stats), default=0)}
+        return {
+            "files": len(files),
+            "bytes": sum(s.st_size for s in stats),
+            "mtime_ns": max((s.st_mtime_ns for s in stats), default=0),
+        }
 
     def txt_files(self) -> List[str]:
         """RETURNS (List[str]): Every path under the directory whose name ends in .txt,
-            relative, in sorted order: regular files, and the links, FIFOs and folders
-            that the reader reports (listed once: the fingerprint and the plan of a new
-            job both need them). Symlinked folders are not entered."""
+        relative, in sorted order: regular files, and the links, FIFOs and folders
+        that the reader reports (listed once: the fingerprint and the plan of a new
+        job both need them). Symlinked folders are not entered."""
         if self._txt_files is None:
-            self._txt_files = sorted(p.relative_to(self.path).as_posix() for p in self.path.rglob("*")
-                                     if p.suffix.lower() == TXT_SUFFIX)
+            self._txt_files = sorted(
+                p.relative_to(self.path).as_posix()
+                for p in self.path.rglob("*")
+                if p.suffix.lower() == TXT_SUFFIX
+            )
         return self._txt_files
 
     def _txt_problem(self, path: Path) -> Optional[str]:
@@ -165,7 +178,9 @@ class NoteInput:
             of the record that follows it.
         """
         locator = dict(locator or {"index": 0})
-        reader = {"txt": self._txt, "jsonl": self._jsonl, "csv": self._csv, "parquet": self._parquet}[self.kind]
+        reader = {"txt": self._txt, "jsonl": self._jsonl, "csv": self._csv, "parquet": self._parquet}[
+            self.kind
+        ]
         yield from reader(locator)
 
     # .txt directory ---------------------------------------------------------
@@ -217,7 +232,9 @@ class NoteInput:
         header, header_bytes = csv_header(self.path)
         for field in self.fields:
             if field not in header:
-                raise InputError(f"Input {str(self.path)!r} has no column {field!r} (columns: {len(header)}).")
+                raise InputError(
+                    f"Input {str(self.path)!r} has no column {field!r} (columns: {len(header)})."
+                )
         id_col = header.index(self.id_field) if self.id_field is not None else None
         return id_col, header.index(self.text_field), header_bytes, 2, len(header)
 
@@ -225,19 +242,25 @@ class NoteInput:
         id_col, text_col, header_bytes, first_line, columns = self._csv_columns()
         index = locator["index"]
         name = self.path.name
-        rows = csv_rows(self.path, columns=columns, offset=locator.get("offset", header_bytes),
-                        line=locator.get("line", first_line))
+        rows = csv_rows(
+            self.path,
+            columns=columns,
+            offset=locator.get("offset", header_bytes),
+            line=locator.get("line", first_line),
+        )
         for row in rows:
             if row.cells is None:
                 lines = f"{row.line}" if row.last_line <= row.line else f"{row.line}-{row.last_line}"
-                record = RawRecord(index, None, None, f"{name}:{lines}", reason="malformed_csv",
-                                   length=row.end - row.start)
+                record = RawRecord(
+                    index, None, None, f"{name}:{lines}", reason="malformed_csv", length=row.end - row.start
+                )
             else:
                 source = f"{name}:{row.line}"
                 note_id = row.cells[id_col] if id_col is not None and id_col < len(row.cells) else None
                 if len(row.cells) != columns:  # an unquoted comma would cut the text short
-                    record = RawRecord(index, note_id, None, source, reason="malformed_csv",
-                                       length=row.end - row.start)
+                    record = RawRecord(
+                        index, note_id, None, source, reason="malformed_csv", length=row.end - row.start
+                    )
                 else:
                     record = RawRecord(index, note_id, row.cells[text_col], source)
             index += 1
@@ -253,7 +276,9 @@ class NoteInput:
         try:
             handle = pq.ParquetFile(self.path)
         except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
-            raise InputError(f"Input {str(self.path)!r} is not a readable Parquet file ({type(err).__name__}).") from None
+            raise InputError(
+                f"Input {str(self.path)!r} is not a readable Parquet file ({type(err).__name__})."
+            ) from None
         names = handle.schema_arrow.names
         for field in self.fields:
             if field not in names:

@@ -1,4 +1,5 @@
 """Why a record cannot be used: the reason names every reader, `annotate` and `convert` report."""
+
 from typing import Any, Optional
 
 #: Why a record was not used (the `reason` in annotate's errors file, convert's report and
@@ -35,7 +36,7 @@ def reason_name(name: str) -> str:
 
 def has_surrogates(text: str) -> bool:
     """RETURNS (bool): Whether the text holds a lone surrogate: undecodable bytes let through
-        (surrogateescape), or an escaped one from JSON. Neither can be written as UTF-8."""
+    (surrogateescape), or an escaped one from JSON. Neither can be written as UTF-8."""
     return any("\ud800" <= ch <= "\udfff" for ch in text)
 
 

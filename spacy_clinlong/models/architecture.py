@@ -18,7 +18,7 @@ from thinc.api import Model, chain, torch2xp, xp2torch
 from thinc.types import Ragged
 from transformers.utils import ModelOutput
 
-from .types import LongBatchT
+from .types import GlobalAttentionT, LongBatchT, LongSpansT
 from .batch import LongTransformerBatch
 from .encoder import (
     EncodedWindows,
@@ -29,9 +29,9 @@ from .encoder import (
     sync_checkpointing,
     unscale_grads,
 )
-from .global_attention import GlobalAttentionT, global_cls
+from .global_attention import global_cls
 from .hf_loading import ModelFacts, model_facts
-from .long_spans import LongSpansT, align_tokens_to_windows, check_long_spans
+from .long_spans import align_tokens_to_windows, check_long_spans
 from .pieces import DocPieces, tokenize_docs
 from .shim import HFModelAccess
 

@@ -8,10 +8,10 @@ import torch
 from spacy.util import SimpleFrozenDict
 from thinc.api import Model
 
+from .types import GlobalAttentionT, LongSpansT
 from .attention import PAD_MULTIPLE, has_fast_attention, use_fast_attention
-from .global_attention import GlobalAttentionT
 from .hf_loading import ModelFacts, load_hf
-from .long_spans import LongSpansT, configure_long_spans
+from .long_spans import configure_long_spans
 from .shim import LongHFShim, new_shim
 
 

@@ -15,6 +15,8 @@ from typing import Callable, List
 from spacy.tokens import Span
 from spacy.util import registry
 
+from .types import GlobalAttentionT
+
 # A header as clinical notes write them: an upper-case label and a colon
 # ("HISTORY OF PRESENT ILLNESS: ...", MTSamples style), or a short label alone
 # on its line ("Allergies:", MIMIC style). "Sodium: 141 mmol/L" is not one.
@@ -36,7 +38,6 @@ class GlobalSelection:
     tokens: List[int] = field(default_factory=list)
 
 
-GlobalAttentionT = Callable[[Span], GlobalSelection]
 
 
 def global_cls(span: Span) -> GlobalSelection:

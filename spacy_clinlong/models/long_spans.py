@@ -16,9 +16,8 @@ from spacy.tokens import Doc
 from spacy_transformers.util import registry
 
 from .pieces import DocPieces, ragged_arange
+from .types import LongSpansT, Window
 
-Window = Tuple[int, int]
-LongSpansT = Callable[[Doc, DocPieces, int], List[Window]]
 
 _SENT_END = {".", "?", "!", ";"}
 

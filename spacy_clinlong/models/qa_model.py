@@ -24,6 +24,7 @@ from spacy.tokens import Doc
 from spacy.util import SimpleFrozenDict, registry
 from thinc.api import Model
 
+from .types import LongSpansT
 from .encoder import (
     EncodedWindows,
     EncoderSettings,
@@ -37,7 +38,6 @@ from .encoder import (
     unscale_grads,
 )
 from .hf_loading import PairTemplate, model_facts, pair_template
-from .long_spans import LongSpansT
 from .pieces import DocPieces, align_pieces
 from .shim import HFModelAccess
 

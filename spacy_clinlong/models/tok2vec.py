@@ -13,10 +13,9 @@ from spacy_transformers.layers import split_trf_batch, trfs2arrays
 from thinc.api import Model, chain
 from thinc.types import Floats2d, Ragged
 
+from .types import GlobalAttentionT, LongSpansT
 from .architecture import TOK2VEC_ARCH, LongTransformerModel
 from .encoder import EncoderSettings
-from .global_attention import GlobalAttentionT
-from .long_spans import LongSpansT
 
 
 @registry.architectures(TOK2VEC_ARCH)

@@ -1,10 +1,16 @@
-"""Type aliases at the package's model boundaries."""
-from typing import List
+"""Type aliases at the model boundaries: the transformer, span getters and global attention."""
 
-from spacy.tokens import Doc
+from typing import Callable, List, Tuple
+
+from spacy.tokens import Doc, Span
 from spacy_transformers.data_classes import FullTransformerBatch
 from thinc.api import Model
 
 LongBatchT = Model[List[Doc], FullTransformerBatch]
+# A [start, end) wordpiece range of a doc.
+Window = Tuple[int, int]
+# DocPieces and GlobalSelection by name: their modules import this one.
+LongSpansT = Callable[[Doc, "DocPieces", int], List[Window]]
+GlobalAttentionT = Callable[[Span], "GlobalSelection"]
 
-__all__ = ["LongBatchT"]
+__all__ = ["GlobalAttentionT", "LongBatchT", "LongSpansT", "Window"]

@@ -109,8 +109,10 @@ def answer_entries(doc: Doc) -> Optional[List[Optional[Tuple[int, int, Optional[
     stored = doc.user_data.get(ANSWERS_KEY)
     if stored is None:
         return None
-    return [None if item is None else (*_chars(doc, item), None if item[2] is None else float(item[2]))
-            for item in stored]
+    return [
+        None if item is None else (*_chars(doc, item), None if item[2] is None else float(item[2]))
+        for item in stored
+    ]
 
 
 def _chars(doc: Doc, item) -> Tuple[int, int]:

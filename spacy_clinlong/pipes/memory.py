@@ -7,6 +7,7 @@ notes although nothing leaks (measured: 829 MB after 400 notes, 576 MB after
 `malloc_trim(0)`). `release_memory` asks glibc to return free pages; elsewhere
 (macOS, Windows, musl) it does nothing.
 """
+
 import ctypes
 import ctypes.util
 import functools

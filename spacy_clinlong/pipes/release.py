@@ -13,6 +13,7 @@ Every `release_every` docs it also hands the C heap's free pages back to the
 operating system (`spacy_clinlong.pipes.memory.release_memory`): without that, the
 resident set of a long annotation run creeps up with heap fragmentation.
 """
+
 from typing import Iterable, Iterator
 
 from spacy.language import Language

@@ -1,4 +1,5 @@
 """Continued masked-LM pretraining on clinical notes, and long models made from short ones."""
+
 from .notes import CorpusError, NoteSource
 from .packing import PackedNotes, WholeWordMaskCollator, mask_batch, pack_notes
 from .train import PretrainSettings, run_pretraining

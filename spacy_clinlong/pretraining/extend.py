@@ -14,6 +14,7 @@ for full attention, and closely beyond that. Continued masked-LM pretraining
 (`python -m spacy_clinlong pretrain`) then teaches the copied positions that
 they are far apart, as it did for Longformer.
 """
+
 import json
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -26,14 +27,28 @@ SOURCE_TYPES = ("bert", "roberta")
 ATTENTIONS = ("longformer", "bigbird")
 # Config fields carried over unchanged from the source.
 SHARED_FIELDS = (
-    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-    "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "type_vocab_size",
-    "initializer_range", "layer_norm_eps", "pad_token_id", "bos_token_id", "eos_token_id",
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "type_vocab_size",
+    "initializer_range",
+    "layer_norm_eps",
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
 )
 RECORD_FILE = "clinlong_extend.json"
 # The masked-LM head in BERT's names and in RoBERTa's (Longformer uses RoBERTa's).
-BERT_HEAD = {"dense": "cls.predictions.transform.dense", "norm": "cls.predictions.transform.LayerNorm",
-             "bias": "cls.predictions.bias"}
+BERT_HEAD = {
+    "dense": "cls.predictions.transform.dense",
+    "norm": "cls.predictions.transform.LayerNorm",
+    "bias": "cls.predictions.bias",
+}
 ROBERTA_HEAD = {"dense": "lm_head.dense", "norm": "lm_head.layer_norm", "bias": "lm_head.bias"}
 
 
@@ -63,8 +78,16 @@ def tile_positions(old: torch.Tensor, old_offset: int, new_rows: int, new_offset
     return new
 
 
-def long_config(src_config, tokenizer, *, attention: str, max_length: int, attention_window: int,
-                block_size: int, num_random_blocks: int):
+def long_config(
+    src_config,
+    tokenizer,
+    *,
+    attention: str,
+    max_length: int,
+    attention_window: int,
+    block_size: int,
+    num_random_blocks: int,
+):
     """RETURNS (PretrainedConfig): A LongformerConfig or BigBirdConfig with the source's shape."""
     from transformers import BigBirdConfig, LongformerConfig
 
@@ -76,14 +99,24 @@ def long_config(src_config, tokenizer, *, attention: str, max_length: int, atten
         if attention_window < 2 or attention_window % 2:
             raise ValueError(f"attention_window must be a positive even number, not {attention_window}")
         pad = int(shared.get("pad_token_id") or 0)
-        return LongformerConfig(**shared, max_position_embeddings=max_length + pad + 1,
-                                attention_window=[attention_window] * src_config.num_hidden_layers,
-                                architectures=["LongformerForMaskedLM"])
+        return LongformerConfig(
+            **shared,
+            max_position_embeddings=max_length + pad + 1,
+            attention_window=[attention_window] * src_config.num_hidden_layers,
+            architectures=["LongformerForMaskedLM"],
+        )
     if max_length % block_size:
         raise ValueError(f"max_length {max_length} must be a multiple of block_size {block_size} for BigBird")
-    return BigBirdConfig(**shared, max_position_embeddings=max_length, attention_type="block_sparse",
-                         block_size=block_size, num_random_blocks=num_random_blocks, use_bias=True,
-                         rescale_embeddings=False, architectures=["BigBirdForMaskedLM"])
+    return BigBirdConfig(
+        **shared,
+        max_position_embeddings=max_length,
+        attention_type="block_sparse",
+        block_size=block_size,
+        num_random_blocks=num_random_blocks,
+        use_bias=True,
+        rescale_embeddings=False,
+        architectures=["BigBirdForMaskedLM"],
+    )
 
 
 def _load_source(source: str) -> Tuple[Any, Any, bool]:
@@ -121,8 +154,9 @@ def map_weights(src_model, tgt_model, src_offset: int, tgt_offset: int, copy_hea
     tgt = tgt_base.state_dict()
     new: Dict[str, torch.Tensor] = {}
     for key in tgt:
-        source_key = key.replace("query_global", "query").replace("key_global", "key").replace(
-            "value_global", "value")
+        source_key = (
+            key.replace("query_global", "query").replace("key_global", "key").replace("value_global", "value")
+        )
         if key == "embeddings.position_embeddings.weight":
             new[key] = tile_positions(src[key], src_offset, tgt[key].shape[0], tgt_offset)
         elif source_key in src and src[source_key].shape == tgt[key].shape:
@@ -133,7 +167,10 @@ def map_weights(src_model, tgt_model, src_offset: int, tgt_offset: int, copy_hea
         raise ValueError(f"Weights of the long model with no source: {left[:5]}")
     copied_head = False
     if copy_head:
-        src_head, tgt_head = _head_names(src_model.config.model_type), _head_names(tgt_model.config.model_type)
+        src_head, tgt_head = (
+            _head_names(src_model.config.model_type),
+            _head_names(tgt_model.config.model_type),
+        )
         src_params = dict(src_model.named_parameters())
         tgt_params = dict(tgt_model.named_parameters())
         with torch.no_grad():
@@ -178,9 +215,15 @@ def extend_model(
     src_length = int(src_config.max_position_embeddings) - src_offset
     if max_length <= src_length:
         raise ValueError(f"max_length {max_length} is not longer than the source's {src_length} positions")
-    config = long_config(src_config, tokenizer, attention=attention, max_length=max_length,
-                         attention_window=attention_window, block_size=block_size,
-                         num_random_blocks=num_random_blocks)
+    config = long_config(
+        src_config,
+        tokenizer,
+        attention=attention,
+        max_length=max_length,
+        attention_window=attention_window,
+        block_size=block_size,
+        num_random_blocks=num_random_blocks,
+    )
     torch.manual_seed(0)
     model = (LongformerForMaskedLM if attention == "longformer" else BigBirdForMaskedLM)(config)
     copied = map_weights(src_model, model, src_offset, position_offset(config), has_head)

@@ -7,6 +7,7 @@ annotate gives it (`spacy_clinlong.io.REASONS`: undecodable, invalid_json,
 malformed_csv, missing_text, empty ...), counted, and logged with its file and
 line, never its text. Ids are not needed.
 """
+
 import logging
 import zlib
 from collections import Counter
@@ -37,8 +38,9 @@ class NoteSource:
         self.text_field = text_field
         self.skipped: Counter = Counter()
         try:
-            self.notes = NoteInput(self.path, id_field=None, text_field=text_field,
-                                   follow_symlinks=follow_symlinks)
+            self.notes = NoteInput(
+                self.path, id_field=None, text_field=text_field, follow_symlinks=follow_symlinks
+            )
         except InputError as err:
             raise CorpusError(str(err)) from None
         self.kind = self.notes.kind

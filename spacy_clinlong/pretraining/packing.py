@@ -8,6 +8,7 @@ the word it belongs to, so whole-word masking works for any fast tokenizer
 (BERT's "##" pieces and RoBERTa's byte-level BPE alike), which Hugging Face's
 `DataCollatorForWholeWordMask` does not (it only reads "##").
 """
+
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Set
 
 import torch
@@ -83,7 +84,9 @@ class PackedNotes(IterableDataset):
     than one pass yields simply starts another epoch.
     """
 
-    def __init__(self, source: NoteSource, tokenizer, max_length: int, *, skip: Optional[Set[int]] = None) -> None:
+    def __init__(
+        self, source: NoteSource, tokenizer, max_length: int, *, skip: Optional[Set[int]] = None
+    ) -> None:
         self.source = source
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -161,8 +164,13 @@ class WholeWordMaskCollator:
 
     def __call__(self, examples: Sequence[Dict[str, Any]]) -> Dict[str, torch.Tensor]:
         batch = pad_batch(examples, self.tokenizer.pad_token_id)
-        return mask_batch(batch["input_ids"], batch["word_groups"], tokenizer=self.tokenizer,
-                          mlm_probability=self.mlm_probability, generator=self.generator)
+        return mask_batch(
+            batch["input_ids"],
+            batch["word_groups"],
+            tokenizer=self.tokenizer,
+            mlm_probability=self.mlm_probability,
+            generator=self.generator,
+        )
 
 
 class TokenMaskCollator(DataCollatorForLanguageModeling):

@@ -15,6 +15,7 @@ Under `torchrun` or `accelerate launch` the same call runs data parallel over
 every process: the Trainer wraps the model, the first process reads the
 stream and hands each process its share of every batch.
 """
+
 import hashlib
 import json
 import math
@@ -91,11 +92,19 @@ class PretrainSettings:
         problems = [
             (self.max_steps < 1, f"max_steps must be at least 1, not {self.max_steps}"),
             (self.batch_size < 1, f"batch_size must be at least 1, not {self.batch_size}"),
-            (self.gradient_accumulation_steps < 1,
-             f"gradient_accumulation_steps must be at least 1, not {self.gradient_accumulation_steps}"),
-            (not 0 < self.mlm_probability < 1, f"mlm_probability must be in (0, 1), not {self.mlm_probability}"),
+            (
+                self.gradient_accumulation_steps < 1,
+                f"gradient_accumulation_steps must be at least 1, not {self.gradient_accumulation_steps}",
+            ),
+            (
+                not 0 < self.mlm_probability < 1,
+                f"mlm_probability must be in (0, 1), not {self.mlm_probability}",
+            ),
             (not 0 <= self.eval_fraction < 1, f"eval_fraction must be in [0, 1), not {self.eval_fraction}"),
-            (self.precision not in PRECISIONS, f"precision must be one of {PRECISIONS}, not {self.precision!r}"),
+            (
+                self.precision not in PRECISIONS,
+                f"precision must be one of {PRECISIONS}, not {self.precision!r}",
+            ),
             (self.learning_rate <= 0, f"learning_rate must be positive, not {self.learning_rate}"),
             (self.save_steps < 1, f"save_steps must be at least 1, not {self.save_steps}"),
             (self.seed < 0, f"seed must not be negative, not {self.seed}"),
@@ -116,7 +125,9 @@ def resolve_precision(precision: str, on_gpu: bool) -> str:
     return precision
 
 
-def heldout_batches(texts: List[str], tokenizer, max_length: int, settings: PretrainSettings, batch_size: int):
+def heldout_batches(
+    texts: List[str], tokenizer, max_length: int, settings: PretrainSettings, batch_size: int
+):
     """Pack and mask the held-out notes once, with a fixed seed.
 
     The same positions are scored before and after training, so the two
@@ -129,8 +140,15 @@ def heldout_batches(texts: List[str], tokenizer, max_length: int, settings: Pret
     for start in range(0, len(sequences), batch_size):
         padded = pad_batch(sequences[start : start + batch_size], tokenizer.pad_token_id)
         groups = padded["word_groups"] if settings.whole_word_mask else None
-        batches.append(mask_batch(padded["input_ids"], groups, tokenizer=tokenizer,
-                                  mlm_probability=settings.mlm_probability, generator=generator))
+        batches.append(
+            mask_batch(
+                padded["input_ids"],
+                groups,
+                tokenizer=tokenizer,
+                mlm_probability=settings.mlm_probability,
+                generator=generator,
+            )
+        )
     return batches
 
 
@@ -153,12 +171,17 @@ def heldout_loss(model, batches, device: torch.device, dtype: Optional[torch.dty
             sequences += len(batch["input_ids"])
     model.train(was_training)
     loss = total / count if count else float("nan")
-    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)) if count else float("nan"),
-            "masked_wordpieces": count, "sequences": sequences}
+    return {
+        "loss": loss,
+        "perplexity": math.exp(min(loss, 50.0)) if count else float("nan"),
+        "masked_wordpieces": count,
+        "sequences": sequences,
+    }
 
 
-def training_arguments(settings: PretrainSettings, ckpt_dir: Path, precision: str, checkpointing: bool,
-                       on_gpu: bool):
+def training_arguments(
+    settings: PretrainSettings, ckpt_dir: Path, precision: str, checkpointing: bool, on_gpu: bool
+):
     """Hugging Face TrainingArguments for a pretraining run.
 
     Nothing is reported to an experiment tracker unless `settings.report_to`
@@ -216,18 +239,36 @@ def corpus_stamp(path: Path) -> Dict[str, Any]:
     for file in files:
         stat = file.stat()
         total += stat.st_size
-        digest.update(f"{file.relative_to(path) if path.is_dir() else file.name}:{stat.st_size}:{stat.st_mtime_ns}\n"
-                      .encode())
-    return {"path": str(path.resolve()), "files": len(files), "bytes": total, "sha256": digest.hexdigest()[:16]}
+        digest.update(
+            f"{file.relative_to(path) if path.is_dir() else file.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode()
+        )
+    return {
+        "path": str(path.resolve()),
+        "files": len(files),
+        "bytes": total,
+        "sha256": digest.hexdigest()[:16],
+    }
 
 
 def run_identity(model: str, corpus: Path, settings: PretrainSettings) -> Dict[str, Any]:
     """RETURNS (Dict[str, Any]): What a checkpoint must share with a run that resumes from it."""
-    keep = ("max_length", "batch_size", "gradient_accumulation_steps", "mlm_probability", "whole_word_mask",
-            "text_field", "eval_fraction", "max_eval_notes", "seed")
-    return {"model": str(model), "corpus": corpus_stamp(corpus),
-            "eval_corpus": corpus_stamp(settings.eval_corpus) if settings.eval_corpus else None,
-            **{k: getattr(settings, k) for k in keep}}
+    keep = (
+        "max_length",
+        "batch_size",
+        "gradient_accumulation_steps",
+        "mlm_probability",
+        "whole_word_mask",
+        "text_field",
+        "eval_fraction",
+        "max_eval_notes",
+        "seed",
+    )
+    return {
+        "model": str(model),
+        "corpus": corpus_stamp(corpus),
+        "eval_corpus": corpus_stamp(settings.eval_corpus) if settings.eval_corpus else None,
+        **{k: getattr(settings, k) for k in keep},
+    }
 
 
 def check_resumable(ckpt_dir: Path, identity: Dict[str, Any], resume: bool, main: bool) -> None:
@@ -280,15 +321,22 @@ def run_pretraining(model: str, corpus: Path, output_dir: Path, settings: Pretra
     max_length = model_facts(tokenizer, mlm_model, settings.max_length).max_length
 
     if settings.eval_corpus is not None:
-        eval_texts, skip = read_all(NoteSource(settings.eval_corpus, text_field=settings.text_field),
-                                    settings.max_eval_notes), set()
+        eval_texts, skip = (
+            read_all(
+                NoteSource(settings.eval_corpus, text_field=settings.text_field), settings.max_eval_notes
+            ),
+            set(),
+        )
     else:
-        eval_texts, skip = split_held_out(source, fraction=settings.eval_fraction,
-                                          max_notes=settings.max_eval_notes, seed=settings.seed)
+        eval_texts, skip = split_held_out(
+            source, fraction=settings.eval_fraction, max_notes=settings.max_eval_notes, seed=settings.seed
+        )
         if not eval_texts:
             first = read_all(source, limit=2)
             if len(first) < 2:
-                raise CorpusError("The corpus has fewer than two good notes: nothing to hold out and train on.")
+                raise CorpusError(
+                    "The corpus has fewer than two good notes: nothing to hold out and train on."
+                )
             eval_texts, skip = first[:1], {0}
     if next(iter(pack_notes(source, tokenizer, max_length, skip=skip)), None) is None:
         raise CorpusError(f"Corpus {str(corpus)!r} has no note to train on after the held-out split.")
@@ -302,8 +350,12 @@ def run_pretraining(model: str, corpus: Path, output_dir: Path, settings: Pretra
         model=mlm_model,
         args=args,
         train_dataset=PackedNotes(source, tokenizer, max_length, skip=skip),
-        data_collator=make_collator(tokenizer, mlm_probability=settings.mlm_probability,
-                                    whole_word=settings.whole_word_mask, seed=settings.seed + 1),
+        data_collator=make_collator(
+            tokenizer,
+            mlm_probability=settings.mlm_probability,
+            whole_word=settings.whole_word_mask,
+            seed=settings.seed + 1,
+        ),
         processing_class=tokenizer,
     )
     main = trainer.is_world_process_zero()

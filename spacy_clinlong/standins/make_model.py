@@ -23,6 +23,7 @@ The same arch, size, seed and texts give byte-identical files. The tokenizer
 depends only on the texts (by default the package's synthetic notes), the
 weights on the seed.
 """
+
 import functools
 import json
 import os
@@ -78,9 +79,17 @@ BUILD_FILE = "clinlong_build.json"
 # Everything build_model writes, removed first when rebuilding over an earlier
 # build so no file of another arch lingers (AutoTokenizer would read it).
 ARTIFACTS = (
-    "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-    "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
-    "vocab.txt", "spiece.model", BUILD_FILE,
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+    "spiece.model",
+    BUILD_FILE,
 )
 
 
@@ -117,7 +126,8 @@ def make_config(
         layers = 2 if tiny else 12
         config = LongformerConfig(
             num_hidden_layers=layers,
-            attention_window=[(32 if tiny else 512) if attention_window is None else attention_window] * layers,
+            attention_window=[(32 if tiny else 512) if attention_window is None else attention_window]
+            * layers,
             # RoBERTa positions start at pad_token_id + 1: 4096 tokens need 4098.
             max_position_embeddings=4098,
             type_vocab_size=1,
@@ -200,8 +210,13 @@ def special_ids(tokenizer: PreTrainedTokenizerBase, config: PretrainedConfig) ->
     RETURNS (Dict[str, tuple]): Config attribute to (config id, tokenizer id),
         for the attributes the config sets.
     """
-    names = {"pad_token_id": "pad_token", "bos_token_id": "bos_token", "eos_token_id": "eos_token",
-             "sep_token_id": "sep_token", "cls_token_id": "cls_token"}
+    names = {
+        "pad_token_id": "pad_token",
+        "bos_token_id": "bos_token",
+        "eos_token_id": "eos_token",
+        "sep_token_id": "sep_token",
+        "cls_token_id": "cls_token",
+    }
     if isinstance(config, ModernBertConfig):
         # ModernBERT has no bos/eos tokens; the config points them at [CLS]/[SEP].
         names.update(bos_token_id="cls_token", eos_token_id="sep_token")
@@ -279,8 +294,11 @@ def build_model(
     # Written first so that a build cut short can be rebuilt in the same place.
     _write_record(output_dir, record)
     tokenizer = train_tokenizer(
-        arch, texts, output_dir,
-        vocab_size=TOKENIZER_VOCAB[(arch, size)], model_max_length=MAX_LENGTH[arch],
+        arch,
+        texts,
+        output_dir,
+        vocab_size=TOKENIZER_VOCAB[(arch, size)],
+        model_max_length=MAX_LENGTH[arch],
     )
     # base keeps the real vocab_size; tiny fits the tokenizer, rounded up to a
     # multiple of 8 for tensor-core friendly embedding shapes.
@@ -293,18 +311,20 @@ def build_model(
         model = AutoModel.from_config(config)
     model.save_pretrained(str(output_dir), safe_serialization=True)
     n_params = sum(p.numel() for p in model.parameters())
-    record.update({
-        "complete": True,
-        "spacy_clinlong_version": __version__,
-        "mirrors": MIRRORS[arch],
-        "model_class": type(model).__name__,
-        "num_parameters": n_params,
-        "vocab_size": config.vocab_size,
-        "tokenizer_size": len(tokenizer),
-        "tokenizer_class": type(tokenizer).__name__,
-        "tokenizer_texts": len(texts),
-        "tokenizer_chars": sum(len(text) for text in texts),
-    })
+    record.update(
+        {
+            "complete": True,
+            "spacy_clinlong_version": __version__,
+            "mirrors": MIRRORS[arch],
+            "model_class": type(model).__name__,
+            "num_parameters": n_params,
+            "vocab_size": config.vocab_size,
+            "tokenizer_size": len(tokenizer),
+            "tokenizer_class": type(tokenizer).__name__,
+            "tokenizer_texts": len(texts),
+            "tokenizer_chars": sum(len(text) for text in texts),
+        }
+    )
     _write_record(output_dir, record)
     return output_dir
 

@@ -19,6 +19,7 @@ The slow-format files (vocab.json, spiece.model, vocab.txt) are converted to fas
 tokenizers by transformers' own converters, the same code path a hub checkpoint
 without a tokenizer.json takes.
 """
+
 import io
 import json
 import string
@@ -206,7 +207,9 @@ def train_modernbert(
         vocab[UNUSED.format(i)] = i
     if sorted(vocab.values()) != list(range(vocab_size)):
         # A learned token spelled like a filler would leave a hole in the ids.
-        raise ValueError(f"Learned vocabulary of {len(learned['vocab'])} does not pad to {vocab_size} distinct ids")
+        raise ValueError(
+            f"Learned vocabulary of {len(learned['vocab'])} does not pad to {vocab_size} distinct ids"
+        )
     merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in learned["merges"]]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -15,6 +15,7 @@ with wordpieces/s, p50/p95 latency per note (the time of the batch that holds
 it), peak RSS and CUDA max allocated. Models are random-weight stand-ins built
 by `make-model` (speed does not depend on the weights) unless given.
 """
+
 from .measure import (
     Measured,
     RssSampler,

@@ -1,4 +1,5 @@
 """Timing and memory: runs, repeats, RSS sampling, machine facts, the corpus memory run."""
+
 import itertools
 import os
 import platform
@@ -118,7 +119,9 @@ class Measured:
             "latency_p95_s": _percentile(self.latencies, 95),
             "peak_rss_mb": self.peak_rss / 2**20,
             "working_rss_mb": self.working_rss / 2**20,
-            "cuda_max_allocated_mb": None if self.cuda_max_allocated is None else self.cuda_max_allocated / 2**20,
+            "cuda_max_allocated_mb": None
+            if self.cuda_max_allocated is None
+            else self.cuda_max_allocated / 2**20,
         }
         if baseline is not None:
             out["ratio_to_strided"] = mean / statistics.fmean(baseline.words_per_s)

@@ -1,4 +1,5 @@
 """The benchmark report: targets met or not, the JSON, the table and the plot."""
+
 import json
 from pathlib import Path
 from typing import Any, Dict, List
@@ -18,7 +19,9 @@ def check_targets(summaries: List[Dict[str, Any]], *, gpu: bool) -> Dict[str, An
     if gpu:
         targets = {
             "longformer_wordpieces_per_s": None if ours is None else ours["wordpieces_per_s"],
-            "longformer_at_least_1m_wordpieces_per_s": None if ours is None else ours["wordpieces_per_s"] >= 1e6,
+            "longformer_at_least_1m_wordpieces_per_s": None
+            if ours is None
+            else ours["wordpieces_per_s"] >= 1e6,
             "longformer_vs_hf_longformer": vs_stock,
             "longformer_at_least_5x_hf_longformer": None if vs_stock is None else vs_stock >= 5,
         }
@@ -53,7 +56,9 @@ def plot(report: Dict[str, Any], path: Path) -> Path:
     means = [s["words_per_s"] for s in systems]
     low = [s["words_per_s"] - s["words_per_s_min"] for s in systems]
     high = [s["words_per_s_max"] - s["words_per_s"] for s in systems]
-    colors = ["#2b6cb0" if s["key"] in ("longformer", "bigbird", "modernbert") else "#a0aec0" for s in systems]
+    colors = [
+        "#2b6cb0" if s["key"] in ("longformer", "bigbird", "modernbert") else "#a0aec0" for s in systems
+    ]
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=120)
     bars = ax.bar(names, means, yerr=[low, high], capsize=4, color=colors)
     for bar, s in zip(bars, systems):

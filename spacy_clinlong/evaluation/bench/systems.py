@@ -1,4 +1,5 @@
 """The benchmark's systems: which pipelines run, over which stand-in models."""
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence
@@ -23,11 +24,18 @@ class System:
 
 
 SYSTEMS = (
-    System("longformer", "(a) spacy-clinlong, whole note, Longformer (banded attention)", "longformer", "clinlong"),
+    System(
+        "longformer",
+        "(a) spacy-clinlong, whole note, Longformer (banded attention)",
+        "longformer",
+        "clinlong",
+    ),
     System("bigbird", "(a) spacy-clinlong, whole note, BigBird", "bigbird", "clinlong"),
     System("modernbert", "(a) spacy-clinlong, whole note, ModernBERT", "modernbert", "clinlong"),
     System(BASELINE, "(b) spacy-transformers, strided 128/96, BERT", "bert", "strided"),
-    System("hf-longformer", "(c) spacy-transformers, whole note, Hugging Face Longformer", "longformer", "whole"),
+    System(
+        "hf-longformer", "(c) spacy-transformers, whole note, Hugging Face Longformer", "longformer", "whole"
+    ),
 )
 SYSTEM_KEYS = tuple(s.key for s in SYSTEMS)
 

@@ -1,4 +1,5 @@
 """Clinical rules after the model (medspaCy's sections and ConText), and the JSON view of a doc."""
+
 from .doc_json import doc_to_json
 from .pipes import add_medspacy, quiet_pyrush
 

@@ -18,6 +18,7 @@ This reaches into ConText's private matcher (`_ConText__matcher`), so it runs on
 the medspaCy versions it was checked against and falls back to medspaCy's own
 `__call__`, with one warning, on others.
 """
+
 import warnings
 from bisect import bisect_right
 from functools import lru_cache
@@ -56,8 +57,9 @@ class ScopedConText(ConText):
             targets = getattr(doc._, targets)
         matcher = self._ConText__matcher
         modifiers = [
-            ConTextModifier(matcher.rule_map[self.nlp.vocab[match_id].text], start, end, doc,
-                            max_scope=self.max_scope)
+            ConTextModifier(
+                matcher.rule_map[self.nlp.vocab[match_id].text], start, end, doc, max_scope=self.max_scope
+            )
             for match_id, start, end in matcher(doc)
         ]
         graph = scoped_graph(targets, modifiers, prune_on_target_overlap=self.prune_on_target_overlap)
@@ -69,8 +71,9 @@ class ScopedConText(ConText):
         return doc
 
 
-def scoped_graph(targets: Sequence[Any], modifiers: List[ConTextModifier], *,
-                 prune_on_target_overlap: bool = False) -> ConTextGraph:
+def scoped_graph(
+    targets: Sequence[Any], modifiers: List[ConTextModifier], *, prune_on_target_overlap: bool = False
+) -> ConTextGraph:
     """The graph medspaCy's ConText builds from these targets and modifiers, built group by group.
 
     targets (Sequence[Span]): The spans ConText may modify, in the doc's order.
@@ -80,19 +83,27 @@ def scoped_graph(targets: Sequence[Any], modifiers: List[ConTextModifier], *,
     """
     kept = set()
     for group_targets, group_modifiers in modifier_groups(targets, modifiers):
-        graph = ConTextGraph(targets=group_targets, modifiers=group_modifiers,
-                             prune_on_modifier_overlap=prune_on_target_overlap)
+        graph = ConTextGraph(
+            targets=group_targets,
+            modifiers=group_modifiers,
+            prune_on_modifier_overlap=prune_on_target_overlap,
+        )
         graph.update_scopes()
         graph.apply_modifiers()
         kept.update(id(modifier) for modifier in graph.modifiers)
     kept_modifiers = [modifier for modifier in modifiers if id(modifier) in kept]
     edges = [(target, modifier) for modifier in kept_modifiers for target in modifier._targets]
-    return ConTextGraph(targets=targets, modifiers=kept_modifiers, edges=edges,
-                        prune_on_modifier_overlap=prune_on_target_overlap)
+    return ConTextGraph(
+        targets=targets,
+        modifiers=kept_modifiers,
+        edges=edges,
+        prune_on_modifier_overlap=prune_on_target_overlap,
+    )
 
 
-def modifier_groups(targets: Sequence[Any], modifiers: List[ConTextModifier]
-                    ) -> List[Tuple[List[Any], List[ConTextModifier]]]:
+def modifier_groups(
+    targets: Sequence[Any], modifiers: List[ConTextModifier]
+) -> List[Tuple[List[Any], List[ConTextModifier]]]:
     """Split modifiers into groups whose hulls do not meet, each with the targets that meet it.
 
     Two modifiers change each other only where one's span meets the other's hull, and a
@@ -141,6 +152,9 @@ def _warn_untested() -> None:
     global _warned
     if not _warned:
         _warned = True
-        warnings.warn(f"clinlong_context was checked against medspaCy {TESTED_MEDSPACY}, not "
-                      f"{version('medspacy')}: it runs medspaCy's own ConText, whose time grows with "
-                      f"the square of the note.", stacklevel=3)
+        warnings.warn(
+            f"clinlong_context was checked against medspaCy {TESTED_MEDSPACY}, not "
+            f"{version('medspacy')}: it runs medspaCy's own ConText, whose time grows with "
+            f"the square of the note.",
+            stacklevel=3,
+        )

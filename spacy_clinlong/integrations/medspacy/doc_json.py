@@ -5,6 +5,7 @@ None, lists and dicts) for whatever ran: entities with character offsets,
 label, ConText flags and section (once medspaCy's components ran), note
 labels (`doc.cats`), and answers to `doc._.questions`.
 """
+
 from typing import Any, Dict, List, Optional
 
 from spacy.tokens import Doc, Span
@@ -20,7 +21,12 @@ def _extension(obj, name: str) -> Any:
 
 def entity_json(ent: Span) -> Dict[str, Any]:
     """RETURNS (Dict[str, Any]): One entity: offsets, text, label, ConText flags and section."""
-    out: Dict[str, Any] = {"start": ent.start_char, "end": ent.end_char, "text": ent.text, "label": ent.label_}
+    out: Dict[str, Any] = {
+        "start": ent.start_char,
+        "end": ent.end_char,
+        "text": ent.text,
+        "label": ent.label_,
+    }
     if Span.has_extension("is_negated"):
         for flag in CONTEXT_FLAGS:
             value = _extension(ent, flag)

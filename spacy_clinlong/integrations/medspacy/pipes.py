@@ -9,6 +9,7 @@ turned off, and `spacy.load` finds it (and medspaCy's own factories) through
 spacy-clinlong's entry points. ConText is `clinlong_context`, medspaCy's ConText
 in time linear in the note (context_scopes.py), under the name `medspacy_context`.
 """
+
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
@@ -27,8 +28,9 @@ def quiet_pyrush() -> None:
     logger.disable("PyRuSH")
 
 
-@Language.factory("clinlong_pyrush", default_config={"rules_path": "", "merge_gaps": False},
-                  assigns=["token.is_sent_start"])
+@Language.factory(
+    "clinlong_pyrush", default_config={"rules_path": "", "merge_gaps": False}, assigns=["token.is_sent_start"]
+)
 def make_clinlong_pyrush(nlp: Language, name: str, rules_path: str, merge_gaps: bool):
     """medspaCy's PyRuSH sentence splitter, without its DEBUG log of every sentence.
 
@@ -85,8 +87,9 @@ def set_sentence_starts(doc: Doc, starts: Sequence[bool]) -> None:
     doc.from_array([SENT_START], values)
 
 
-@Language.factory("clinlong_target_ents", default_config={"span_group": "medspacy_spans"},
-                  assigns=["doc.ents"])
+@Language.factory(
+    "clinlong_target_ents", default_config={"span_group": "medspacy_spans"}, assigns=["doc.ents"]
+)
 def make_target_ents(nlp: Language, name: str, span_group: str):
     """Add rule matches (a span group) to doc.ents where they overlap no entity; the model's win.
 
@@ -120,15 +123,25 @@ class TargetEnts:
 
 
 CONTEXT_DEFAULTS = {
-    "rules": "default", "language_code": "en", "phrase_matcher_attr": "LOWER", "allowed_types": None,
-    "excluded_types": None, "terminating_types": None, "max_scope": None, "max_targets": None,
-    "prune_on_modifier_overlap": True, "prune_on_target_overlap": False, "span_attrs": "default",
-    "input_span_type": "ents", "span_group_name": "medspacy_spans",
+    "rules": "default",
+    "language_code": "en",
+    "phrase_matcher_attr": "LOWER",
+    "allowed_types": None,
+    "excluded_types": None,
+    "terminating_types": None,
+    "max_scope": None,
+    "max_targets": None,
+    "prune_on_modifier_overlap": True,
+    "prune_on_target_overlap": False,
+    "span_attrs": "default",
+    "input_span_type": "ents",
+    "span_group_name": "medspacy_spans",
 }
 
 
-@Language.factory("clinlong_context", default_config=CONTEXT_DEFAULTS,
-                  assigns=["span._.modifiers", "doc._.context_graph"])
+@Language.factory(
+    "clinlong_context", default_config=CONTEXT_DEFAULTS, assigns=["span._.modifiers", "doc._.context_graph"]
+)
 def make_clinlong_context(
     nlp: Language,
     name: str,
@@ -156,19 +169,30 @@ def make_clinlong_context(
     from .context_scopes import ScopedConText
 
     return ScopedConText(
-        nlp, name, rules=rules, language_code=language_code, phrase_matcher_attr=phrase_matcher_attr,
+        nlp,
+        name,
+        rules=rules,
+        language_code=language_code,
+        phrase_matcher_attr=phrase_matcher_attr,
         allowed_types=set(allowed_types) if allowed_types is not None else None,
         excluded_types=set(excluded_types) if excluded_types is not None else None,
-        terminating_types=terminating_types, max_scope=max_scope, max_targets=max_targets,
-        prune_on_modifier_overlap=prune_on_modifier_overlap, prune_on_target_overlap=prune_on_target_overlap,
-        span_attrs=span_attrs, input_span_type=input_span_type, span_group_name=span_group_name,
+        terminating_types=terminating_types,
+        max_scope=max_scope,
+        max_targets=max_targets,
+        prune_on_modifier_overlap=prune_on_modifier_overlap,
+        prune_on_target_overlap=prune_on_target_overlap,
+        span_attrs=span_attrs,
+        input_span_type=input_span_type,
+        span_group_name=span_group_name,
     )
 
 
 def has_sentences(nlp: Language) -> bool:
     """RETURNS (bool): Whether a component of the pipeline sets sentence boundaries."""
-    return any(nlp.get_pipe_meta(name).factory in SENTENCE_SETTERS or name in SENTENCE_SETTERS
-               for name in nlp.pipe_names)
+    return any(
+        nlp.get_pipe_meta(name).factory in SENTENCE_SETTERS or name in SENTENCE_SETTERS
+        for name in nlp.pipe_names
+    )
 
 
 def add_medspacy(
@@ -210,8 +234,9 @@ def add_medspacy(
     if target_rules is not None:
         # Into a span group, then into doc.ents by clinlong_target_ents: medspaCy's own
         # "ents" mode warns with the matched text on every overlap.
-        matcher = nlp.add_pipe("medspacy_target_matcher",
-                               config={"result_type": "group", "span_group_name": TARGET_GROUP})
+        matcher = nlp.add_pipe(
+            "medspacy_target_matcher", config={"result_type": "group", "span_group_name": TARGET_GROUP}
+        )
         if isinstance(target_rules, (str, Path)):
             from medspacy.target_matcher import TargetRule
 
