@@ -153,9 +153,15 @@ def _start_pool_job(rule_pipeline, tmp_path, n=40_000):
         "500",
         "--no-progress",
     ]
-    # Its own process group, as a shell gives a command: Ctrl-C reaches the workers too.
+    # Its own process group, as a shell gives a command: Ctrl-C reaches the workers too. SIGINT
+    # as a terminal leaves it: a test run started in the background (`cmd &` in a script) has
+    # SIGINT ignored, and Python then never turns it into KeyboardInterrupt.
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     manifest = out / "manifest.jsonl"
     deadline = time.monotonic() + 300
