@@ -1,6 +1,7 @@
 """Reading notes: the one streaming note reader (.txt folder, JSONL, CSV, Parquet) and its reason names."""
 
 from .csv_rows import FIELD_LIMIT, CsvRow, csv_header, csv_row_start, csv_rows
+from .database import DatabaseInput, database_error, engine_url, is_database_url, redact_url
 from .jsonl import JSON_ERRORS, JsonLine, json_error, jsonl_lines
 from .reader import InputError, NoteInput, RawRecord, input_kind, judge
 from .reasons import INT_ID_RANGE, REASONS, has_surrogates, id_problem, reason_name
@@ -11,6 +12,7 @@ __all__ = [
     "JSON_ERRORS",
     "REASONS",
     "CsvRow",
+    "DatabaseInput",
     "InputError",
     "JsonLine",
     "NoteInput",
@@ -18,11 +20,15 @@ __all__ = [
     "csv_header",
     "csv_row_start",
     "csv_rows",
+    "database_error",
+    "engine_url",
     "has_surrogates",
     "id_problem",
     "input_kind",
+    "is_database_url",
     "json_error",
     "jsonl_lines",
     "judge",
     "reason_name",
+    "redact_url",
 ]
