@@ -39,3 +39,21 @@ def test_foreign_attribute_of_the_same_name_is_refused(restore_extensions, cls, 
     cls.set_extension(name, force=True, **kwargs)
     with pytest.raises(ValueError, match=rf"{cls.__name__}\._\.{name} is already declared"):
         install_extensions()
+
+
+def test_a_foreign_attribute_stops_clinlong_qa_only(restore_extensions, tiny_models):
+    import spacy
+
+    Span.set_extension("score", default=0.0, force=True)  # another package's Span._.score
+    nlp = spacy.blank("en")
+    nlp.add_pipe("clinlong_drop_trf_data")  # needs none of our attributes: loads
+    with pytest.raises(ValueError, match=r"Span\._\.score is already declared"):
+        nlp.add_pipe(
+            "clinlong_qa",
+            config={
+                "model": {
+                    "@architectures": "spacy-clinlong.LongQAModel.v1",
+                    "name": str(tiny_models("longformer")),
+                }
+            },
+        )

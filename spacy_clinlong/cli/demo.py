@@ -35,7 +35,7 @@ def demo_cli(
     and show what it produced."""
     import spacy
 
-    from ..corpus.synth.generator import generate_notes, write_corpus
+    from ..corpus.synth import generate_notes, write_corpus
     from ..standins.make_model import build_model
 
     arch = arch_choice.value

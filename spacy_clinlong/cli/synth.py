@@ -24,7 +24,7 @@ def synth_cli(
 
     Prints counts only, never note text.
     """
-    from ..corpus.synth.generator import generate_notes, write_corpus
+    from ..corpus.synth import generate_notes, write_corpus
 
     notes = generate_notes(n, seed=seed)
     counts = write_corpus(notes, output_dir, qa_excerpts=qa_excerpts)

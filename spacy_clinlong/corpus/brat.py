@@ -23,6 +23,7 @@ What a Doc gets:
   notes (#) and normalizations (N) are counted and not kept.
 - `doc.user_data["note_id"]`: the file stem.
 """
+
 import re
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple, Union
@@ -31,7 +32,15 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .convert_utils import (
-    UNDECODABLE, attribute_items, decode, decode_lines, make_span, normalize_ws, read_input, set_spans, text_problem,
+    UNDECODABLE,
+    attribute_items,
+    decode,
+    decode_lines,
+    make_span,
+    normalize_ws,
+    read_input,
+    set_spans,
+    text_problem,
     trim,
 )
 from .report import ConversionReport
@@ -116,8 +125,11 @@ def parse_ann(
 
 
 def _apply_others(
-    doc: Doc, entities: Dict[str, Tuple[str, Fragments, int]], others: List[Tuple[int, str]],
-    ann_path: Path, report: ConversionReport,
+    doc: Doc,
+    entities: Dict[str, Tuple[str, Fragments, int]],
+    others: List[Tuple[int, str]],
+    ann_path: Path,
+    report: ConversionReport,
 ) -> None:
     """Resolve events, then put attributes and relations in doc.user_data."""
     triggers: Dict[str, str] = {}
@@ -160,7 +172,9 @@ def _apply_others(
             relations.append({"id": fields[0], "type": rel_type, "args": resolved})
             report.count("relations")
         elif kind in ("*", "#", "N"):
-            report.count({"*": "equivalences_ignored", "#": "notes_ignored", "N": "normalizations_ignored"}[kind])
+            report.count(
+                {"*": "equivalences_ignored", "#": "notes_ignored", "N": "normalizations_ignored"}[kind]
+            )
         else:
             report.skip("malformed_line", ann_path, lineno)
     doc.user_data["brat_relations"] = relations
@@ -172,7 +186,9 @@ def _ann_id(field: str) -> str:
     return field if re.fullmatch(r"[TEARMN#*]\d{1,9}", field) else ""
 
 
-def brat_doc(nlp: Language, txt_path: Path, report: ConversionReport, *, span_key: str = "brat") -> Optional[Doc]:
+def brat_doc(
+    nlp: Language, txt_path: Path, report: ConversionReport, *, span_key: str = "brat"
+) -> Optional[Doc]:
     """Convert one `.txt` and its `.ann` to a Doc.
 
     nlp (Language): Its tokenizer makes the Doc.

@@ -1,4 +1,5 @@
 """Helpers shared by the BRAT, i2b2, SQuAD and tabular converters."""
+
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple, Union
 
@@ -65,7 +66,9 @@ def normalize_ws(text: str) -> str:
     return " ".join(text.split())
 
 
-def decode(data: bytes, path: Union[str, Path], report: ConversionReport, encoding: str = "utf-8") -> Optional[str]:
+def decode(
+    data: bytes, path: Union[str, Path], report: ConversionReport, encoding: str = "utf-8"
+) -> Optional[str]:
     """Decode bytes strictly; report the line of the first bad byte.
 
     data (bytes): The raw bytes.
@@ -175,9 +178,13 @@ def set_spans(doc: Doc, spans: List[Span], span_key: Optional[str], report: Conv
 
 
 CONTEXT_ATTRS = {
-    "negation": "is_negated", "negated": "is_negated", "negative": "is_negated",
-    "historical": "is_historical", "history": "is_historical",
-    "family": "is_family", "hypothetical": "is_hypothetical",
+    "negation": "is_negated",
+    "negated": "is_negated",
+    "negative": "is_negated",
+    "historical": "is_historical",
+    "history": "is_historical",
+    "family": "is_family",
+    "hypothetical": "is_hypothetical",
 }
 NEGATIVE_VALUES = {"neg", "negative", "negated", "absent", "true", "yes", "1"}
 

@@ -14,6 +14,7 @@ associated_with_someone_else -> is_family); every assertion is also kept as
 found anywhere under the input directory by stem (the release keeps them in
 `concept/` and `ast/` beside `txt/`).
 """
+
 import re
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple, Union
@@ -23,14 +24,26 @@ from spacy.tokens import Doc
 
 from .brat import find_files
 from .convert_utils import (
-    UNDECODABLE, decode, decode_lines, make_span, normalize_ws, read_input, set_spans, text_problem,
+    UNDECODABLE,
+    decode,
+    decode_lines,
+    make_span,
+    normalize_ws,
+    read_input,
+    set_spans,
+    text_problem,
 )
 from .report import ConversionReport
 
-CONCEPT_RE = re.compile(r'^c="(?P<text>.*)" (?P<l1>\d+):(?P<t1>\d+) (?P<l2>\d+):(?P<t2>\d+)\|\|t="(?P<type>[^"]+)"'
-                        r'(?:\|\|a="(?P<assertion>[^"]+)")?\s*$')
-ASSERTION_FLAGS = {"absent": "is_negated", "hypothetical": "is_hypothetical",
-                   "associated_with_someone_else": "is_family"}
+CONCEPT_RE = re.compile(
+    r'^c="(?P<text>.*)" (?P<l1>\d+):(?P<t1>\d+) (?P<l2>\d+):(?P<t2>\d+)\|\|t="(?P<type>[^"]+)"'
+    r'(?:\|\|a="(?P<assertion>[^"]+)")?\s*$'
+)
+ASSERTION_FLAGS = {
+    "absent": "is_negated",
+    "hypothetical": "is_hypothetical",
+    "associated_with_someone_else": "is_family",
+}
 
 
 def token_offsets(text: str) -> List[List[Tuple[int, int]]]:
@@ -83,8 +96,12 @@ def read_concepts(
             report.skip("malformed_line", con_path, lineno)
             continue
         where = f"{l1}:{t1} {l2}:{t2}"
-        if not (1 <= l1 <= len(lines) and 1 <= l2 <= len(lines)
-                and t1 < len(lines[l1 - 1]) and t2 < len(lines[l2 - 1])):
+        if not (
+            1 <= l1 <= len(lines)
+            and 1 <= l2 <= len(lines)
+            and t1 < len(lines[l1 - 1])
+            and t2 < len(lines[l2 - 1])
+        ):
             report.skip("offset_out_of_range", con_path, lineno, where)
             continue
         start, end = lines[l1 - 1][t1][0], lines[l2 - 1][t2][1]
@@ -99,8 +116,13 @@ def read_concepts(
 
 
 def i2b2_doc(
-    nlp: Language, txt_path: Path, con_path: Optional[Path], ast_path: Optional[Path],
-    report: ConversionReport, *, span_key: str = "i2b2",
+    nlp: Language,
+    txt_path: Path,
+    con_path: Optional[Path],
+    ast_path: Optional[Path],
+    report: ConversionReport,
+    *,
+    span_key: str = "i2b2",
 ) -> Optional[Doc]:
     """Convert one i2b2 document to a Doc.
 
@@ -161,6 +183,8 @@ def iter_i2b2_docs(
     path = Path(path)
     cons, asts = _index(path, ".con"), _index(path, ".ast")
     for txt_path in find_files(path, ".txt"):
-        doc = i2b2_doc(nlp, txt_path, cons.get(txt_path.stem), asts.get(txt_path.stem), report, span_key=span_key)
+        doc = i2b2_doc(
+            nlp, txt_path, cons.get(txt_path.stem), asts.get(txt_path.stem), report, span_key=span_key
+        )
         if doc is not None:
             yield doc

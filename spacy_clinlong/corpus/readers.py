@@ -13,6 +13,7 @@ It returns a callable `(nlp) -> Iterator[Example]` that converts the corpus
 on every call (every epoch) and yields `Example(nlp.make_doc(text), reference)`.
 The last call's `ConversionReport` is its `report` attribute.
 """
+
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
@@ -31,7 +32,9 @@ from .tabular import iter_tabular_docs
 FORMATS = ("brat", "i2b2", "squad", "jsonl", "csv")
 
 
-def iter_docs(fmt: str, nlp: Language, path: Union[str, Path], report: ConversionReport, **options: Any) -> Iterator[Doc]:
+def iter_docs(
+    fmt: str, nlp: Language, path: Union[str, Path], report: ConversionReport, **options: Any
+) -> Iterator[Doc]:
     """Convert a corpus in any supported format to reference Docs.
 
     fmt (str): One of FORMATS.
@@ -98,8 +101,15 @@ class ConvertedCorpus:
     options (Dict[str, Any]): Format options, as for `iter_docs`.
     """
 
-    def __init__(self, fmt: str, path: Optional[Path], *, limit: int = 0, max_length: int = 0,
-                 options: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        fmt: str,
+        path: Optional[Path],
+        *,
+        limit: int = 0,
+        max_length: int = 0,
+        options: Optional[Dict[str, Any]] = None,
+    ) -> None:
         if path is None:
             raise ValueError(f"No path given for the {fmt} corpus reader (set it in [paths] or [corpora])")
         if fmt not in FORMATS:
@@ -129,8 +139,9 @@ class ConvertedCorpus:
 
 
 @registry.readers("spacy-clinlong.BratCorpus.v1")
-def create_brat_reader(path: Optional[Path], *, span_key: str = "brat", limit: int = 0,
-                       max_length: int = 0) -> Callable[[Language], Iterator[Example]]:
+def create_brat_reader(
+    path: Optional[Path], *, span_key: str = "brat", limit: int = 0, max_length: int = 0
+) -> Callable[[Language], Iterator[Example]]:
     """Read BRAT standoff (.txt + .ann) as Examples.
 
     path (Optional[Path]): A directory (searched recursively) or one .txt file.
@@ -143,8 +154,9 @@ def create_brat_reader(path: Optional[Path], *, span_key: str = "brat", limit: i
 
 
 @registry.readers("spacy-clinlong.I2b2Corpus.v1")
-def create_i2b2_reader(path: Optional[Path], *, span_key: str = "i2b2", limit: int = 0,
-                       max_length: int = 0) -> Callable[[Language], Iterator[Example]]:
+def create_i2b2_reader(
+    path: Optional[Path], *, span_key: str = "i2b2", limit: int = 0, max_length: int = 0
+) -> Callable[[Language], Iterator[Example]]:
     """Read i2b2 2010 concept files (.txt + .con, optional .ast) as Examples.
 
     path (Optional[Path]): A directory (searched recursively) or one .txt file.
@@ -157,8 +169,9 @@ def create_i2b2_reader(path: Optional[Path], *, span_key: str = "i2b2", limit: i
 
 
 @registry.readers("spacy-clinlong.SquadCorpus.v1")
-def create_squad_reader(path: Optional[Path], *, limit: int = 0,
-                        max_length: int = 0) -> Callable[[Language], Iterator[Example]]:
+def create_squad_reader(
+    path: Optional[Path], *, limit: int = 0, max_length: int = 0
+) -> Callable[[Language], Iterator[Example]]:
     """Read SQuAD v1/v2 or emrQA JSON as Examples, questions in `user_data["clinlong_qa"]`.
 
     path (Optional[Path]): A .json file or a directory of them.
@@ -170,9 +183,16 @@ def create_squad_reader(path: Optional[Path], *, limit: int = 0,
 
 
 @registry.readers("spacy-clinlong.JsonlCorpus.v1")
-def create_jsonl_reader(path: Optional[Path], *, text_field: str = "text", labels_field: Optional[str] = None,
-                        labels: Optional[List[str]] = None, span_key: str = "sc", limit: int = 0,
-                        max_length: int = 0) -> Callable[[Language], Iterator[Example]]:
+def create_jsonl_reader(
+    path: Optional[Path],
+    *,
+    text_field: str = "text",
+    labels_field: Optional[str] = None,
+    labels: Optional[List[str]] = None,
+    span_key: str = "sc",
+    limit: int = 0,
+    max_length: int = 0,
+) -> Callable[[Language], Iterator[Example]]:
     """Read JSONL with text, labels and/or spans as Examples.
 
     path (Optional[Path]): The .jsonl file.
@@ -190,9 +210,16 @@ def create_jsonl_reader(path: Optional[Path], *, text_field: str = "text", label
 
 
 @registry.readers("spacy-clinlong.CsvCorpus.v1")
-def create_csv_reader(path: Optional[Path], *, text_field: str = "text", labels_field: Optional[str] = None,
-                      id_field: str = "id", labels: Optional[List[str]] = None, limit: int = 0,
-                      max_length: int = 0) -> Callable[[Language], Iterator[Example]]:
+def create_csv_reader(
+    path: Optional[Path],
+    *,
+    text_field: str = "text",
+    labels_field: Optional[str] = None,
+    id_field: str = "id",
+    labels: Optional[List[str]] = None,
+    limit: int = 0,
+    max_length: int = 0,
+) -> Callable[[Language], Iterator[Example]]:
     """Read CSV with a text column and a label column or 0/1 label columns as Examples.
 
     path (Optional[Path]): The .csv file.

@@ -5,6 +5,7 @@ its file, its line (or a JSON path where a line is not known) and a reason
 code; never with the text of the note, so the summary can be printed and
 logged safely.
 """
+
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +89,9 @@ class ConversionReport:
         lines = ["Converted: " + (", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "nothing")]
         total = sum(self.skipped.values())
         if total:
-            lines.append(f"Skipped: {total} (" + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())) + ")")
+            lines.append(
+                f"Skipped: {total} (" + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())) + ")"
+            )
             for problem in self.problems[:max_listed]:
                 lines.append(f"  {problem}")
             if len(self.problems) > max_listed:

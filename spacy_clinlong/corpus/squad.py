@@ -16,6 +16,7 @@ a reason, and an answerable question left without answers is skipped.
 JSON files have no useful line numbers per item, so problems are located by a
 JSON path such as `data[3].paragraphs[0].qas[2]`.
 """
+
 import json
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Union
@@ -23,8 +24,8 @@ from typing import Any, Dict, Iterator, List, Optional, Union
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .brat import find_files
 from ..io import JSON_ERRORS, has_surrogates, json_error
+from .brat import find_files
 from .convert_utils import INVALID_ID, INVALID_JSON, MISSING_TEXT, UNDECODABLE, decode, text_problem
 from .report import ConversionReport
 
@@ -48,14 +49,16 @@ def _answers(
         if not 0 <= start <= len(context) - len(text):
             report.skip("offset_out_of_range", path, None, f"{loc} start {start}")
             continue
-        if context[start:start + len(text)] != text:
+        if context[start : start + len(text)] != text:
             report.skip("answer_text_mismatch", path, None, f"{loc} start {start}")
             continue
         answers.append({"text": text, "answer_start": start})
     return answers
 
 
-def parse_qas(qas: Any, context: str, path: Path, where: str, report: ConversionReport) -> List[Dict[str, Any]]:
+def parse_qas(
+    qas: Any, context: str, path: Path, where: str, report: ConversionReport
+) -> List[Dict[str, Any]]:
     """Normalize a paragraph's questions to the `clinlong_qa` shape.
 
     qas (Any): The paragraph's "qas" list.
@@ -171,5 +174,5 @@ def iter_squad_docs(nlp: Language, path: Union[str, Path], report: ConversionRep
     YIELDS (Doc): One Doc per paragraph, with `user_data["clinlong_qa"]`.
     """
     path = Path(path)
-    for json_path in (find_files(path, ".json") if path.is_dir() else [path]):
+    for json_path in find_files(path, ".json") if path.is_dir() else [path]:
         yield from squad_docs_from_file(nlp, json_path, report)

@@ -21,6 +21,7 @@ Both are read through the note reader's line and row layers (`spacy_clinlong.io`
 streamed: a file is read again rather than held (once more for the label set when
 none is given, and for the 0/1 columns), so a large table costs the memory of a row.
 """
+
 import re
 from functools import partial
 from pathlib import Path
@@ -31,7 +32,12 @@ from spacy.tokens import Doc
 
 from ..io import csv_header, csv_rows, has_surrogates, id_problem, jsonl_lines
 from .convert_utils import (
-    MALFORMED_CSV, MISSING_TEXT, UNDECODABLE, make_span, set_spans, text_problem,
+    MALFORMED_CSV,
+    MISSING_TEXT,
+    UNDECODABLE,
+    make_span,
+    set_spans,
+    text_problem,
 )
 from .report import ConversionReport
 
@@ -46,8 +52,13 @@ def _spans(raw: Any, path: Path, line: int, report: ConversionReport) -> Optiona
     for item in raw if isinstance(raw, list) else [raw]:
         if isinstance(item, dict):
             item = (item.get("start"), item.get("end"), item.get("label"))
-        if (isinstance(item, (list, tuple)) and len(item) == 3 and all(isinstance(x, int) for x in item[:2])
-                and isinstance(item[2], str) and not has_surrogates(item[2])):
+        if (
+            isinstance(item, (list, tuple))
+            and len(item) == 3
+            and all(isinstance(x, int) for x in item[:2])
+            and isinstance(item[2], str)
+            and not has_surrogates(item[2])
+        ):
             spans.append(tuple(item))
         else:
             report.skip("malformed_span", path, line)
@@ -75,7 +86,11 @@ def _labels(obj: Dict[str, Any], labels_field: Optional[str]) -> Dict[str, float
 
 
 def read_jsonl(
-    path: Path, report: ConversionReport, *, text_field: str = "text", labels_field: Optional[str] = None,
+    path: Path,
+    report: ConversionReport,
+    *,
+    text_field: str = "text",
+    labels_field: Optional[str] = None,
     max_length: int = 1_000_000,
 ) -> Iterator[Record]:
     """Read a JSONL file as records, line by line; bad lines are reported and skipped.
@@ -95,6 +110,11 @@ def read_jsonl(
         lineno, obj = item.line, item.obj
         if obj is None:
             report.skip(item.reason, path, lineno, item.detail or "")
+            continue
+        if item.bad_bytes:
+            # A training record with a mangled byte anywhere (a label, a span) would teach
+            # the wrong thing: the whole line is skipped, as before the shared reader.
+            report.skip(UNDECODABLE, path, lineno, "not UTF-8")
             continue
         reason = id_problem(obj.get("id"))
         if reason is not None:
@@ -117,13 +137,24 @@ def read_jsonl(
             report.skip(UNDECODABLE, path, lineno, "labels")
             continue
         raw_spans = obj.get("entities", obj.get("spans"))
-        yield {"file": path, "line": lineno, "text": text, "cats": cats,
-               "spans": _spans(raw_spans, path, lineno, report), "id": obj.get("id")}
+        yield {
+            "file": path,
+            "line": lineno,
+            "text": text,
+            "cats": cats,
+            "spans": _spans(raw_spans, path, lineno, report),
+            "id": obj.get("id"),
+        }
 
 
 def read_csv(
-    path: Path, report: ConversionReport, *, text_field: str = "text", labels_field: Optional[str] = None,
-    id_field: str = "id", max_length: int = 1_000_000,
+    path: Path,
+    report: ConversionReport,
+    *,
+    text_field: str = "text",
+    labels_field: Optional[str] = None,
+    id_field: str = "id",
+    max_length: int = 1_000_000,
 ) -> Iterator[Record]:
     """Read a CSV file as records, row by row; bad rows are reported and skipped.
 
@@ -179,26 +210,37 @@ def read_csv(
             cats = {lab.strip(): 1.0 for lab in re.split(r"[|;]", cells[li]) if lab.strip()}
         else:
             cats = {header[i]: float(cells[i].strip().lower() in ("1", "1.0", "true")) for i in label_cols}
-        yield {"file": path, "line": lineno, "text": cells[ti], "cats": cats, "spans": None,
-               "id": cells[ii] if ii is not None else None}
+        yield {
+            "file": path,
+            "line": lineno,
+            "text": cells[ti],
+            "cats": cats,
+            "spans": None,
+            "id": cells[ii] if ii is not None else None,
+        }
 
 
 def _binary_columns(header: List[str], rows: Iterable, exclude: Sequence[str]) -> List[int]:
     """RETURNS (List[int]): The columns, other than `exclude`, whose values in every parsed row
-        are 0/1/true/false (or empty): one label each, when the file has no label column."""
+    are 0/1/true/false (or empty): one label each, when the file has no label column."""
     candidates = [i for i, col in enumerate(header) if col not in exclude]
     for row in rows:
         if row.cells is not None:
-            candidates = [i for i in candidates if len(row.cells) <= i
-                          or row.cells[i].strip().lower() in BINARY_VALUES]
+            candidates = [
+                i for i in candidates if len(row.cells) <= i or row.cells[i].strip().lower() in BINARY_VALUES
+            ]
             if not candidates:
                 break
     return candidates
 
 
 def records_to_docs(
-    nlp: Language, records: Iterable[Record], report: ConversionReport, *,
-    labels: Optional[Sequence[str]] = None, span_key: str = "sc",
+    nlp: Language,
+    records: Iterable[Record],
+    report: ConversionReport,
+    *,
+    labels: Optional[Sequence[str]] = None,
+    span_key: str = "sc",
 ) -> Iterator[Doc]:
     """Make Docs from parsed records, with cats over the full label set.
 
@@ -210,7 +252,7 @@ def records_to_docs(
     span_key (str): The span group that gets every span.
     YIELDS (Doc): The converted Docs.
     """
-    if labels is None:
+    if not labels:
         records = list(records)
         labels = sorted({lab for rec in records for lab in rec["cats"]})
     for rec in records:
@@ -218,7 +260,9 @@ def records_to_docs(
         if labels:
             doc.cats = {lab: float(rec["cats"].get(lab, 0.0)) for lab in labels}
         if rec["spans"] is not None:
-            spans = [make_span(doc, s, e, lab, report, rec["file"], rec["line"]) for s, e, lab in rec["spans"]]
+            spans = [
+                make_span(doc, s, e, lab, report, rec["file"], rec["line"]) for s, e, lab in rec["spans"]
+            ]
             set_spans(doc, [s for s in spans if s is not None], span_key, report)
         if rec["id"] is not None:
             doc.user_data["note_id"] = str(rec["id"])
@@ -227,9 +271,16 @@ def records_to_docs(
 
 
 def iter_tabular_docs(
-    nlp: Language, path: Union[str, Path], report: ConversionReport, *, fmt: str,
-    text_field: str = "text", labels_field: Optional[str] = None, id_field: str = "id",
-    labels: Optional[Sequence[str]] = None, span_key: str = "sc",
+    nlp: Language,
+    path: Union[str, Path],
+    report: ConversionReport,
+    *,
+    fmt: str,
+    text_field: str = "text",
+    labels_field: Optional[str] = None,
+    id_field: str = "id",
+    labels: Optional[Sequence[str]] = None,
+    span_key: str = "sc",
 ) -> Iterator[Doc]:
     """Convert a JSONL or CSV file to Docs, streamed.
 
@@ -247,11 +298,18 @@ def iter_tabular_docs(
     """
     path = Path(path)
     if fmt == "jsonl":
-        read = partial(read_jsonl, path, text_field=text_field, labels_field=labels_field,
-                       max_length=nlp.max_length)
+        read = partial(
+            read_jsonl, path, text_field=text_field, labels_field=labels_field, max_length=nlp.max_length
+        )
     elif fmt == "csv":
-        read = partial(read_csv, path, text_field=text_field, labels_field=labels_field, id_field=id_field,
-                       max_length=nlp.max_length)
+        read = partial(
+            read_csv,
+            path,
+            text_field=text_field,
+            labels_field=labels_field,
+            id_field=id_field,
+            max_length=nlp.max_length,
+        )
     else:
         raise ValueError(f"fmt must be 'jsonl' or 'csv', got {fmt!r}")
     if not labels:

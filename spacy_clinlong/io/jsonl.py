@@ -35,6 +35,8 @@ class JsonLine:
     length (int): Its length in bytes.
     reason (Optional[str]): "invalid_json" or "undecodable" where `obj` is None.
     detail (Optional[str]): Where an invalid line failed (never text).
+    bad_bytes (bool): Whether the line held bytes that are not UTF-8 (its object, if
+        any, has lone surrogates where they were).
     """
 
     obj: Optional[Dict[str, Any]]
@@ -43,6 +45,7 @@ class JsonLine:
     length: int
     reason: Optional[str] = None
     detail: Optional[str] = None
+    bad_bytes: bool = False
 
 
 def jsonl_lines(path: Path, *, offset: int = 0, line: int = 1) -> Iterator[JsonLine]:
@@ -74,7 +77,7 @@ def jsonl_lines(path: Path, *, offset: int = 0, line: int = 1) -> Iterator[JsonL
             else:
                 detail = None if isinstance(obj, dict) else "not an object"
             if isinstance(obj, dict):
-                yield JsonLine(obj, here, offset, len(raw))
+                yield JsonLine(obj, here, offset, len(raw), bad_bytes=has_surrogates(decoded))
             elif has_surrogates(decoded):
                 yield JsonLine(None, here, offset, len(raw), "undecodable")
             else:

@@ -5,6 +5,7 @@ FullTransformerBatch whose per-doc TransformerData (doc._.trf_data) the
 listeners of `ner`, `textcat`, `textcat_multilabel` and `spancat` read
 unchanged.
 """
+
 from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -18,7 +19,6 @@ from thinc.api import Model, chain, torch2xp, xp2torch
 from thinc.types import Ragged
 from transformers.utils import ModelOutput
 
-from .types import GlobalAttentionT, LongBatchT, LongSpansT
 from .batch import LongTransformerBatch
 from .encoder import (
     EncodedWindows,
@@ -34,6 +34,7 @@ from .hf_loading import ModelFacts, model_facts
 from .long_spans import align_tokens_to_windows, check_long_spans
 from .pieces import DocPieces, tokenize_docs
 from .shim import HFModelAccess
+from .types import GlobalAttentionT, LongBatchT, LongSpansT
 
 MODEL_ARCH = "spacy-clinlong.LongTransformerModel.v1"
 TOK2VEC_ARCH = "spacy-clinlong.Tok2VecLongTransformer.v1"
@@ -200,9 +201,7 @@ class DocPlan:
             self.windows.append(WindowInput(ids=ids, global_positions=glob))
             self.spans.append(span)
 
-    def to_data(
-        self, encoded: EncodedWindows, first: int, model: LongTransformerModel
-    ) -> TransformerData:
+    def to_data(self, encoded: EncodedWindows, first: int, model: LongTransformerModel) -> TransformerData:
         """The doc's TransformerData, each window padded to its longest only.
 
         encoded (EncodedWindows): The encoder's output for the batch's windows.

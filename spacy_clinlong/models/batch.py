@@ -1,4 +1,5 @@
 """The batch object the long-span model hands to spacy-transformers."""
+
 from dataclasses import dataclass
 from typing import List
 

@@ -6,6 +6,7 @@ the note, so its vector summarises the whole note. `cls` pools that vector
 (averaged over windows when a note needed several); `mean` averages every
 wordpiece of the note once, each from the window its token reads from.
 """
+
 from typing import List, Optional, Tuple
 
 import numpy
@@ -142,4 +143,3 @@ def create_whole_note_textcat_v1(
     model = chain(*layers)
     model.attrs["multi_label"] = not exclusive_classes
     return model
-

@@ -1,4 +1,5 @@
 """Running a Hugging Face encoder over windows in wordpiece-budget batches."""
+
 import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -8,11 +9,11 @@ import torch
 from spacy.util import SimpleFrozenDict
 from thinc.api import Model
 
-from .types import GlobalAttentionT, LongSpansT
 from .attention import PAD_MULTIPLE, has_fast_attention, use_fast_attention
 from .hf_loading import ModelFacts, load_hf
 from .long_spans import configure_long_spans
 from .shim import LongHFShim, new_shim
+from .types import GlobalAttentionT, LongSpansT
 
 
 @dataclass
@@ -250,9 +251,7 @@ def run_batch(
     sparse = False
     if facts.model_type == "big_bird":
         longest = round_up(max(len(w) for w in windows), facts.pad_multiple)
-        sparse = transformer.config.attention_type == "block_sparse" and bigbird_sparse(
-            transformer, longest
-        )
+        sparse = transformer.config.attention_type == "block_sparse" and bigbird_sparse(transformer, longest)
         # base_model: the encoder itself, or the one under a task head (QA).
         # A switch makes new stock attention modules: keep the fast path on.
         base = transformer.base_model
@@ -296,13 +295,8 @@ def load_encoder(model: Model, *, auto_cls: Optional[str] = None) -> Tuple[Any, 
     auto_cls (Optional[str]): The transformers Auto class; None for AutoModel.
     RETURNS (Tuple[PreTrainedTokenizerFast, PreTrainedModel]): The tokenizer and encoder.
     """
-    hf = model.shim._hfmodel
-    return load_hf(
-        model.attrs["name"],
-        hf._init_tokenizer_config,
-        hf._init_transformer_config,
-        auto_cls=auto_cls,
-    )
+    tokenizer_config, transformer_config = model.shim.init_configs
+    return load_hf(model.attrs["name"], tokenizer_config, transformer_config, auto_cls=auto_cls)
 
 
 def sync_checkpointing(model: Model, is_train: bool) -> None:
@@ -319,9 +313,7 @@ def sync_checkpointing(model: Model, is_train: bool) -> None:
         return
     wanted = model.attrs["gradient_checkpointing"]
     if wanted and not transformer.is_gradient_checkpointing:
-        transformer.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
+        transformer.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     elif not wanted and transformer.is_gradient_checkpointing:
         transformer.gradient_checkpointing_disable()
 
@@ -388,7 +380,7 @@ class EncodedWindows:
             d = torch.as_tensor(d)
             grads[b][row, : d.shape[0]] += d.to(grads[b].device, grads[b].dtype)
         if self.outputs:
-            grads = model.shim._grad_scaler.scale(grads, inplace=True)
+            grads = model.shim.grad_scaler.scale(grads, inplace=True)
             torch.autograd.backward(self.outputs, grad_tensors=grads)
 
 
@@ -440,4 +432,4 @@ def unscale_grads(model: Model) -> None:
     model (Model): The loaded model.
     """
     params = [p.grad for p in model.transformer.parameters() if p.grad is not None]
-    model.shim._grad_scaler.unscale(params)
+    model.shim.grad_scaler.unscale(params)

@@ -7,10 +7,11 @@ registered `configure_*` functions return such choosers for the config's
 `global_attention` block. Models without Longformer-style global attention
 ignore the selection.
 """
+
 import re
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, List
+from typing import List
 
 from spacy.tokens import Span
 from spacy.util import registry
@@ -21,9 +22,7 @@ from .types import GlobalAttentionT
 # ("HISTORY OF PRESENT ILLNESS: ...", MTSamples style), or a short label alone
 # on its line ("Allergies:", MIMIC style). "Sodium: 141 mmol/L" is not one.
 # No "$": spaCy configs read it as variable interpolation; \Z does the same.
-DEFAULT_HEADER_PATTERN = (
-    r"^(?:[A-Z][A-Z0-9 /&,()\-]{2,60}:|[A-Z][A-Za-z0-9 /&,()\-]{2,60}:[ \t]*\Z)"
-)
+DEFAULT_HEADER_PATTERN = r"^(?:[A-Z][A-Z0-9 /&,()\-]{2,60}:|[A-Z][A-Za-z0-9 /&,()\-]{2,60}:[ \t]*\Z)"
 
 
 @dataclass
@@ -36,8 +35,6 @@ class GlobalSelection:
 
     cls: bool = True
     tokens: List[int] = field(default_factory=list)
-
-
 
 
 def global_cls(span: Span) -> GlobalSelection:
@@ -80,8 +77,10 @@ def global_section_headers(
             break
         if tok.is_space:
             continue
-        at_line_start = tok.i == 0 or "\n" in doc[tok.i - 1].text or (
-            doc[tok.i - 1].is_space and text[tok.idx - 1] == "\n"
+        at_line_start = (
+            tok.i == 0
+            or "\n" in doc[tok.i - 1].text
+            or (doc[tok.i - 1].is_space and text[tok.idx - 1] == "\n")
         )
         if not at_line_start:
             continue
@@ -137,6 +136,4 @@ def configure_global_attention_section_headers(
         raise ValueError(f"Invalid section header pattern {pattern!r}: {err}") from None
     if max_tokens < 0:
         raise ValueError(f"max_tokens must be >= 0, got {max_tokens}")
-    return partial(
-        global_section_headers, pattern=pattern, include_cls=include_cls, max_tokens=max_tokens
-    )
+    return partial(global_section_headers, pattern=pattern, include_cls=include_cls, max_tokens=max_tokens)

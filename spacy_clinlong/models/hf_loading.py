@@ -1,4 +1,5 @@
 """Loading Hugging Face encoders by hub id or local directory, with clear errors."""
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -56,9 +57,7 @@ def load_hf(
     import transformers
     from transformers import AutoConfig, AutoTokenizer
 
-    if auto_cls is not None and not (
-        auto_cls.startswith("AutoModel") and hasattr(transformers, auto_cls)
-    ):
+    if auto_cls is not None and not (auto_cls.startswith("AutoModel") and hasattr(transformers, auto_cls)):
         raise ModelLoadError(f"Unknown transformers Auto class {auto_cls!r}.")
     model_cls = getattr(transformers, auto_cls or "AutoModel")
 

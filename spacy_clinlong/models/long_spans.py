@@ -7,9 +7,10 @@ single token is longer than the budget. Consecutive windows overlap by about
 `overlap` wordpieces, and every token later takes its vector from the window
 where it has the most context on both sides. Nothing is ever truncated.
 """
+
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy
 from spacy.tokens import Doc
@@ -17,7 +18,6 @@ from spacy_transformers.util import registry
 
 from .pieces import DocPieces, ragged_arange
 from .types import LongSpansT, Window
-
 
 _SENT_END = {".", "?", "!", ";"}
 
@@ -46,8 +46,7 @@ def get_long_spans(
         return [(0, n_wp)]
     if overlap >= max_wordpieces * min_fill:
         raise ValueError(
-            f"overlap ({overlap}) must be below max_wordpieces * min_fill "
-            f"({max_wordpieces} * {min_fill})"
+            f"overlap ({overlap}) must be below max_wordpieces * min_fill ({max_wordpieces} * {min_fill})"
         )
     tok_cuts = token_cut_points(pieces)
     sent_cuts = sentence_cut_points(doc, pieces, tok_cuts)
@@ -87,9 +86,7 @@ def token_cut_points(pieces: DocPieces) -> numpy.ndarray:
     return numpy.flatnonzero(ok) + 1
 
 
-def sentence_cut_points(
-    doc: Doc, pieces: DocPieces, tok_cuts: numpy.ndarray
-) -> numpy.ndarray:
+def sentence_cut_points(doc: Doc, pieces: DocPieces, tok_cuts: numpy.ndarray) -> numpy.ndarray:
     """Token cut points that also start a sentence or a line.
 
     Uses the doc's sentence boundaries when a component set them; otherwise
@@ -159,9 +156,7 @@ def align_tokens_to_windows(
     n_tok = a.shape[0]
     if n_tok and a[0] < 0:
         # No wordpieces at all: every token reads the first special token.
-        return WindowAlignment(
-            numpy.zeros((n_tok,), dtype="int32"), numpy.ones((n_tok,), dtype="int32")
-        )
+        return WindowAlignment(numpy.zeros((n_tok,), dtype="int32"), numpy.ones((n_tok,), dtype="int32"))
     ws = numpy.asarray([w[0] for w in windows], dtype="int64")
     we = numpy.asarray([w[1] for w in windows], dtype="int64")
     tok_best, tok_score = _best_window(a, b, ws, we)

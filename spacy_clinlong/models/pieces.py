@@ -6,6 +6,7 @@ wordpiece is mapped to the spaCy tokens its characters overlap. Windows are
 then cut out of this one wordpiece sequence, so a long note costs one
 tokenizer call, and a window's wordpieces are the note's own wordpieces.
 """
+
 from dataclasses import dataclass
 from typing import List, Sequence
 
@@ -61,10 +62,7 @@ def tokenize_docs(tokenizer, docs: Sequence[Doc]) -> List[DocPieces]:
         return_token_type_ids=False,
         verbose=False,
     )
-    return [
-        align_pieces(doc, enc["input_ids"][i], enc["offset_mapping"][i])
-        for i, doc in enumerate(docs)
-    ]
+    return [align_pieces(doc, enc["input_ids"][i], enc["offset_mapping"][i]) for i, doc in enumerate(docs)]
 
 
 def align_pieces(doc: Doc, ids: Sequence[int], offsets: Sequence) -> DocPieces:

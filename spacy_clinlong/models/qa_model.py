@@ -24,7 +24,6 @@ from spacy.tokens import Doc
 from spacy.util import SimpleFrozenDict, registry
 from thinc.api import Model
 
-from .types import LongSpansT
 from .encoder import (
     EncodedWindows,
     EncoderSettings,
@@ -40,6 +39,7 @@ from .encoder import (
 from .hf_loading import PairTemplate, model_facts, pair_template
 from .pieces import DocPieces, align_pieces
 from .shim import HFModelAccess
+from .types import LongSpansT
 
 AUTO_CLS = "AutoModelForQuestionAnswering"
 
@@ -260,10 +260,10 @@ def _read_logits(output) -> torch.Tensor:
     return torch.stack([output.start_logits, output.end_logits], dim=-1)
 
 
-def _logits_of(windows: List[PairWindow], encoded: EncodedWindows, order: Sequence[int]) -> List[numpy.ndarray]:
-    return [
-        encoded.rows(i, len(windows[i].input)).detach().cpu().numpy().astype("float32") for i in order
-    ]
+def _logits_of(
+    windows: List[PairWindow], encoded: EncodedWindows, order: Sequence[int]
+) -> List[numpy.ndarray]:
+    return [encoded.rows(i, len(windows[i].input)).detach().cpu().numpy().astype("float32") for i in order]
 
 
 def forward(model: LongQAModel, queries: List[QAQuery], is_train: bool) -> Tuple[QAOutput, Callable]:

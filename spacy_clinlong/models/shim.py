@@ -4,6 +4,7 @@ Serialized as the files `save_pretrained` writes (config, tokenizer files,
 safetensors weights), so a pipeline saved with `nlp.to_disk` loads offline
 with exactly the loading code a hub checkpoint goes through.
 """
+
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -48,6 +49,22 @@ class LongHFShim(PyTorchShim):
             mixed_precision=mixed_precision,
             grad_scaler=PyTorchGradScaler(**cfg),
         )
+
+    @property
+    def init_configs(self):
+        """RETURNS (Tuple[Dict[str, Any], Dict[str, Any]]): The AutoTokenizer and AutoConfig
+        settings the encoder loads with."""
+        return self._hfmodel._init_tokenizer_config, self._hfmodel._init_transformer_config
+
+    @property
+    def grad_scaler(self) -> PyTorchGradScaler:
+        """RETURNS (PyTorchGradScaler): The gradient scaler (fp16 training; a no-op otherwise)."""
+        return self._grad_scaler
+
+    @property
+    def hf_objects(self) -> HFObjects:
+        """RETURNS (HFObjects): The tokenizer and encoder (None before initialize)."""
+        return self._hfmodel
 
     def set_hf(self, tokenizer, transformer) -> None:
         """Install a loaded tokenizer and encoder, with the attention path chosen."""
@@ -159,11 +176,11 @@ class HFModelAccess:
 
     @property
     def tokenizer(self):
-        return self.shim._hfmodel.tokenizer
+        return self.shim.hf_objects.tokenizer
 
     @property
     def transformer(self):
-        return self.shim._hfmodel.transformer
+        return self.shim.hf_objects.transformer
 
     @property
     def facts(self):

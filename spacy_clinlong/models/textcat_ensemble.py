@@ -10,6 +10,7 @@ pace, as it would alone, rather than through an output layer that starts random
 costs little, while one that has adds what words alone miss (a drug's name is a
 medication or an allergy only by the section it is listed under).
 """
+
 from typing import List, Optional
 
 from spacy.tokens import Doc

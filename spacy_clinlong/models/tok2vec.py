@@ -5,6 +5,7 @@ turns a listener into: the component gets its own copy of the encoder, and
 the saved config names `spacy-clinlong.Tok2VecLongTransformer.v1` so the
 pipeline loads again.
 """
+
 from typing import Any, Dict, List, Optional
 
 from spacy.tokens import Doc
@@ -13,9 +14,9 @@ from spacy_transformers.layers import split_trf_batch, trfs2arrays
 from thinc.api import Model, chain
 from thinc.types import Floats2d, Ragged
 
-from .types import GlobalAttentionT, LongSpansT
 from .architecture import TOK2VEC_ARCH, LongTransformerModel
 from .encoder import EncoderSettings
+from .types import GlobalAttentionT, LongSpansT
 
 
 @registry.architectures(TOK2VEC_ARCH)

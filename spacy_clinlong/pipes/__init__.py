@@ -1,7 +1,6 @@
 """Components spaCy lacks: extractive QA over long notes; freeing the
 transformer output after the heads."""
 
-from ..models.qa_model import LongQAModel, QAQuery, create_long_qa_model_v1
 from .extensions import install_extensions
 from .qa import LongQA, make_clinlong_qa
 from .qa_scoring import make_qa_scorer, qa_score
@@ -13,9 +12,6 @@ __all__ = [
     "install_extensions",
     "LongQA",
     "make_clinlong_qa",
-    "LongQAModel",
-    "QAQuery",
-    "create_long_qa_model_v1",
     "make_qa_scorer",
     "qa_score",
 ]

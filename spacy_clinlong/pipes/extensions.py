@@ -3,8 +3,8 @@
 `install_extensions` is idempotent (a `has_extension` guard per attribute), and
 runs when a pipe module is imported, so `spacy.load` of a pipeline that holds
 `clinlong_qa` has them before the first doc. An attribute of the same name that
-another package declared differently is never reused silently: installing
-raises a ValueError naming it.
+another package declared differently is never reused silently: `clinlong_qa`
+(and annotate) refuse it with a ValueError naming it.
 
 - `Doc._.questions` (Optional[List[str]]): the questions to answer; None.
 - `Doc._.answers` (Optional[List[Optional[Span]]]): one per question, the best
@@ -35,16 +35,20 @@ ANSWERS_KEY = "clinlong_answers"
 StoredAnswer = Optional[Tuple[int, int, Optional[float], int, int]]
 
 
-def install_extensions() -> None:
+def install_extensions(*, check: bool = True) -> None:
     """Declare the Doc and Span attributes of the pipes, once.
 
-    Raises ValueError if another package declared one of these names with
-    another default, getter, setter or method: the pipes would read and
-    write that package's attribute instead of their own.
+    check (bool): Raise ValueError if another package declared one of these
+        names with another default, getter, setter or method (the pipes would
+        read and write that package's attribute instead of their own). False
+        (at import) only declares what is missing: a pipeline without
+        clinlong_qa never fails for a name only clinlong_qa needs.
     """
     for cls, name, spec in _declarations():
         if not cls.has_extension(name):
             cls.set_extension(name, **spec)
+            continue
+        if not check:
             continue
         default, method, getter, setter = cls.get_extension(name)
         ours = (spec.get("default"), None, spec.get("getter"), spec.get("setter"))

@@ -36,7 +36,7 @@ from ..models.qa_model import PairWindow, QAOutput, QAQuery, encode_queries, tra
 from .extensions import StoredAnswer, install_extensions, store_answers
 from .qa_scoring import GOLD_KEY, decode, gold_chars, qa_score, window_targets
 
-install_extensions()
+install_extensions(check=False)
 
 DEFAULT_QA_MODEL = """
 [model]
@@ -125,6 +125,7 @@ class LongQA(TrainablePipe):
     ):
         if max_answer_length < 1:
             raise ValueError(f"max_answer_length must be >= 1, got {max_answer_length}")
+        install_extensions()  # refuses Doc/Span attributes of ours that another package declared
         self.vocab = vocab
         self.model = model
         self.name = name

@@ -29,11 +29,11 @@ class NoteSource:
     path (Path): A directory of .txt files (searched recursively, in sorted
         order), a .jsonl, .csv or .parquet file.
     text_field (str): The JSONL key or CSV/Parquet column that holds the note.
-    follow_symlinks (bool): Read .txt symlinks that lead outside the directory
-        (by default they are skipped as `outside_input`).
+    follow_symlinks (bool): Read .txt symlinks that lead outside the directory (the
+        default, as `pretrain` always has); False skips them as `outside_input`.
     """
 
-    def __init__(self, path: Path, *, text_field: str = "text", follow_symlinks: bool = False) -> None:
+    def __init__(self, path: Path, *, text_field: str = "text", follow_symlinks: bool = True) -> None:
         self.path = Path(path)
         self.text_field = text_field
         self.skipped: Counter = Counter()

@@ -14,6 +14,7 @@ initialize it before the rest of the pipeline:
 On CPU this trains the heads at the cost of one forward pass per note (no
 transformer backward pass), reading the checkpoint's own pretrained features.
 """
+
 from typing import Callable, Sequence
 
 from spacy.language import Language
@@ -36,12 +37,16 @@ def initialize_frozen_transformers_v1(names: Sequence[str] = ()) -> Callable[[La
 
         for name in names:
             if name not in nlp.component_names:
-                raise ValueError(f"initialize_frozen_transformers: no component named {name!r} "
-                                 f"(components: {', '.join(nlp.component_names)})")
+                raise ValueError(
+                    f"initialize_frozen_transformers: no component named {name!r} "
+                    f"(components: {', '.join(nlp.component_names)})"
+                )
             component = nlp.get_pipe(name)
             if not isinstance(component, Transformer):
-                raise ValueError(f"initialize_frozen_transformers: {name!r} is a {type(component).__name__}, "
-                                 "not a transformer (other components need training data to initialize)")
+                raise ValueError(
+                    f"initialize_frozen_transformers: {name!r} is a {type(component).__name__}, "
+                    "not a transformer (other components need training data to initialize)"
+                )
             # A transformer initializes from its checkpoint alone (no examples).
             component.initialize(lambda: [], nlp=nlp)
             # Its own initialize links listeners through nlp.pipeline, which

@@ -7,6 +7,7 @@ warm-up, at a learning rate near 0. This schedule takes the total from
 `${training.max_steps}` by interpolation and the warm-up as a fraction of it,
 so one override gives a whole warm-up and decay.
 """
+
 from typing import Iterator
 
 from thinc.api import registry

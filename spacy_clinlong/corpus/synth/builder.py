@@ -16,6 +16,7 @@ Pools are looked up in the `pools` mapping passed in; a template never
 repeats a draw from the same pool, so "denies {P:symptom|neg} or
 {P:symptom|neg}" yields two different symptoms.
 """
+
 import random
 import re
 from functools import lru_cache
@@ -102,7 +103,9 @@ class SectionBuilder:
         self._len += len(text)
         return self
 
-    def ent(self, text: str, label: str, flags: Sequence[str] = (), mark: Optional[str] = None) -> "SectionBuilder":
+    def ent(
+        self, text: str, label: str, flags: Sequence[str] = (), mark: Optional[str] = None
+    ) -> "SectionBuilder":
         """Append an entity mention.
 
         text (str): Surface form.
@@ -113,8 +116,15 @@ class SectionBuilder:
         """
         start = self._len
         self.add(text)
-        ent = {"start": start, "end": self._len, "label": label, "negated": False,
-               "historical": False, "family": False, "hypothetical": False}
+        ent = {
+            "start": start,
+            "end": self._len,
+            "label": label,
+            "negated": False,
+            "historical": False,
+            "family": False,
+            "hypothetical": False,
+        }
         for flag in flags:
             ent[flag] = True
         self.entities.append(ent)
@@ -134,8 +144,9 @@ class SectionBuilder:
         self.marks.append((key, start, self._len))
         return self
 
-    def fill(self, template: str, rng: random.Random, ctx: Mapping[str, Any],
-             pools: Mapping[str, Sequence[str]]) -> "SectionBuilder":
+    def fill(
+        self, template: str, rng: random.Random, ctx: Mapping[str, Any], pools: Mapping[str, Sequence[str]]
+    ) -> "SectionBuilder":
         """Append one rendered template (see the module docstring for the syntax).
 
         template (str): The template.

@@ -4,6 +4,7 @@ Labelled conditions get a problem paragraph ("# Congestive heart failure: ...")
 when the plan places them in the course; other problems and day-by-day
 paragraphs are the filler used to reach the note's length target.
 """
+
 import random
 from typing import List, Optional, Tuple
 
@@ -84,15 +85,20 @@ def _imaging_result(sec: SectionBuilder, rng: random.Random, plan: Plan, test: s
 def results(rng: random.Random, plan: Plan) -> SectionBuilder:
     """RETURNS (SectionBuilder): Labs, imaging and echocardiogram results."""
     sec = new_section(rng, "RESULTS")
-    headings = (("Labs this morning", "Morning labs") if plan["note_type"] == "progress_note"
-                else ("Admission labs", "Labs on admission", "Initial labs"))
+    headings = (
+        ("Labs this morning", "Morning labs")
+        if plan["note_type"] == "progress_note"
+        else ("Admission labs", "Labs on admission", "Initial labs")
+    )
     write_labs(sec, rng, plan, rng.choice(headings), True)
     if plan["pos"]["DIABETES"] or rng.random() < 0.2:
         a1c = f"{rng.uniform(7.2, 11.5) if plan['pos']['DIABETES'] else rng.uniform(4.8, 5.6):.1f}%"
         sec.ent("Hemoglobin A1c", "TEST").add(": ").mark("lab:hemoglobin A1c", a1c).add("\n")
     studies = [s for s in V.IMAGING if s[0] in plan["imaging"]]
     for test, normal in studies:
-        sec.ent(_cap(test), "TEST").add(rng.choice((": ", " on admission: ", f" ({rng.choice(POOLS['month'])}): ")))
+        sec.ent(_cap(test), "TEST").add(
+            rng.choice((": ", " on admission: ", f" ({rng.choice(POOLS['month'])}): "))
+        )
         _imaging_result(sec, rng, plan, test, normal)
         sec.add(".\n")
     if plan["echo"]:
@@ -101,9 +107,20 @@ def results(rng: random.Random, plan: Plan) -> SectionBuilder:
         reduced = plan["pos"]["HEART_FAILURE"] and plan["subtype"]["HEART_FAILURE"] == 0
         preserved = plan["pos"]["HEART_FAILURE"] and not reduced
         ef = f"{rng.choice((20, 25, 30, 35, 40))}%" if reduced else f"{rng.choice((55, 60, 65))}%"
-        lead = "ejection fraction of " if reduced else "preserved ejection fraction of " if preserved else \
-            "normal ejection fraction of "
-        tail = " with global hypokinesis" if reduced else " with grade 2 diastolic dysfunction" if preserved else ""
+        lead = (
+            "ejection fraction of "
+            if reduced
+            else "preserved ejection fraction of "
+            if preserved
+            else "normal ejection fraction of "
+        )
+        tail = (
+            " with global hypokinesis"
+            if reduced
+            else " with grade 2 diastolic dysfunction"
+            if preserved
+            else ""
+        )
         start = sec.pos
         sec.add(lead).mark("ef", ef).add(tail)
         sec.add_mark("result:echocardiogram", start, sec.pos)
@@ -120,10 +137,16 @@ def condition_paragraph(sec: SectionBuilder, rng: random.Random, plan: Plan, lab
     discharge = plan["note_type"] == "discharge_summary"
     sec.add("# ").ent(_cap(cond_term(rng, plan, label)), "PROBLEM").add(": ")
     if label == "HEART_FAILURE":
-        sec.fill("{He} presented with {P:hfsym} and {P:ext_exam} consistent with volume overload. ", rng, ctx,
-                 dict(POOLS, hfsym=("orthopnea", "dyspnea on exertion", "paroxysmal nocturnal dyspnea")))
+        sec.fill(
+            "{He} presented with {P:hfsym} and {P:ext_exam} consistent with volume overload. ",
+            rng,
+            ctx,
+            dict(POOLS, hfsym=("orthopnea", "dyspnea on exertion", "paroxysmal nocturnal dyspnea")),
+        )
         sec.add(f"{he} was diuresed with ").ent("IV furosemide", "TREATMENT")
-        sec.add(f" with a net negative fluid balance of {rng.randint(2, 9)} liters. {he} was transitioned to oral ")
+        sec.add(
+            f" with a net negative fluid balance of {rng.randint(2, 9)} liters. {he} was transitioned to oral "
+        )
         sec.ent(_note_drug(plan, ("furosemide", "torsemide"), "torsemide"), "TREATMENT")
         sec.add(" prior to discharge. Discharge weight was " if discharge else " today. Weight today is ")
         sec.add(f"{rng.randint(58, 121)} kg.")
@@ -138,7 +161,9 @@ def condition_paragraph(sec: SectionBuilder, rng: random.Random, plan: Plan, lab
         sec.add("Medications were renally dosed and nephrotoxins were avoided. ")
         sec.add(f"{he} will follow up with nephrology as an outpatient.")
     elif label == "PNEUMONIA":
-        sec.add(f"{he} presented with ").ent("fever", "PROBLEM").add(" and ").ent("productive cough", "PROBLEM")
+        sec.add(f"{he} presented with ").ent("fever", "PROBLEM").add(" and ").ent(
+            "productive cough", "PROBLEM"
+        )
         sec.add(". ").ent("Blood cultures", "TEST").add(" showed no growth. ")
         sec.add(f"{he} was treated with ").ent(rng.choice(V.PNEUMONIA_ANTIBIOTICS), "TREATMENT", mark="abx")
         sec.add(" and transitioned to oral ").ent(_note_drug(plan, ABX_DRUGS, "cefpodoxime"), "TREATMENT")
@@ -147,13 +172,18 @@ def condition_paragraph(sec: SectionBuilder, rng: random.Random, plan: Plan, lab
         sec.add(f"{he} had episodes of ").ent("palpitations", "PROBLEM")
         sec.add(f" with heart rates up to {rng.randint(115, 160)} on ").ent("telemetry", "TEST")
         sec.add(". Rate was controlled with ").ent(
-            _note_drug(plan, ("metoprolol succinate", "diltiazem"), "metoprolol tartrate"), "TREATMENT")
+            _note_drug(plan, ("metoprolol succinate", "diltiazem"), "metoprolol tartrate"), "TREATMENT"
+        )
         sec.add(f". {his[:1].upper() + his[1:]} CHA2DS2-VASc score is {rng.randint(2, 6)}.")
     sec.add("\n")
 
 
-def other_problem_paragraph(sec: SectionBuilder, rng: random.Random, plan: Plan,
-                            problem: Optional[Tuple[str, Tuple[str, ...], Tuple[str, ...]]] = None) -> None:
+def other_problem_paragraph(
+    sec: SectionBuilder,
+    rng: random.Random,
+    plan: Plan,
+    problem: Optional[Tuple[str, Tuple[str, ...], Tuple[str, ...]]] = None,
+) -> None:
     """Write a paragraph for a problem that is not a note-level label.
 
     Without `problem`, takes the next comorbidity, then an acute problem, not yet written.
@@ -216,7 +246,9 @@ def expand_course(sec: SectionBuilder, rng: random.Random, plan: Plan) -> bool:
 
 def _course_body(sec: SectionBuilder, rng: random.Random, plan: Plan) -> None:
     primary = plan["primary"]
-    labels: List[str] = [lab for lab in V.CONDITION_LABELS if "course" in plan["place"][lab] and lab != primary]
+    labels: List[str] = [
+        lab for lab in V.CONDITION_LABELS if "course" in plan["place"][lab] and lab != primary
+    ]
     rng.shuffle(labels)
     # The reason for admission comes first, as in a real problem-based course.
     if primary in V.CONDITION_TERMS:

@@ -17,6 +17,7 @@ With `qa_excerpts`, also `{split}_qa_excerpts.spacy` for train and dev: each
 note cut to its answer lines and their headers (`qa.qa_excerpt`), QA
 gold only, for training a QA model quickly before reading whole notes.
 """
+
 import random
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Sequence, Tuple, Union
@@ -27,8 +28,10 @@ from .qa import qa_excerpt
 
 SPLIT_NAMES: Tuple[str, ...] = ("train", "dev", "test")
 CONTEXT_FLAGS: Tuple[Tuple[str, str], ...] = (
-    ("negated", "is_negated"), ("historical", "is_historical"),
-    ("family", "is_family"), ("hypothetical", "is_hypothetical"),
+    ("negated", "is_negated"),
+    ("historical", "is_historical"),
+    ("family", "is_family"),
+    ("hypothetical", "is_hypothetical"),
 )
 
 
@@ -60,7 +63,9 @@ def note_to_doc(nlp, note: Dict[str, Any]):
         span = doc.char_span(ent["start"], ent["end"], label=ent["label"])
         if span is None:
             # Offsets and ids only: the note text must not reach error messages.
-            raise ValueError(f"Entity {ent['start']}-{ent['end']} of note {note['id']} is not on token boundaries")
+            raise ValueError(
+                f"Entity {ent['start']}-{ent['end']} of note {note['id']} is not on token boundaries"
+            )
         ents.append(span)
         for key, attr in CONTEXT_FLAGS:
             doc.user_data[("._.", attr, ent["start"], ent["end"])] = bool(ent[key])
@@ -69,7 +74,9 @@ def note_to_doc(nlp, note: Dict[str, Any]):
     for sec in note["sections"]:
         span = doc.char_span(sec["start"], sec["end"], label=sec["name"])
         if span is None:
-            raise ValueError(f"Section {sec['start']}-{sec['end']} of note {note['id']} is not on token boundaries")
+            raise ValueError(
+                f"Section {sec['start']}-{sec['end']} of note {note['id']} is not on token boundaries"
+            )
         sections.append(span)
     doc.spans["sections"] = sections
     doc.cats = {label: float(value) for label, value in note["cats"].items()}
@@ -88,8 +95,15 @@ def squad_json(notes: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
     """
     data = []
     for note in notes:
-        qas = [{"id": qa["id"], "question": qa["question"], "answers": list(qa["answers"]),
-                "is_impossible": bool(qa["is_impossible"])} for qa in note["qas"]]
+        qas = [
+            {
+                "id": qa["id"],
+                "question": qa["question"],
+                "answers": list(qa["answers"]),
+                "is_impossible": bool(qa["is_impossible"]),
+            }
+            for qa in note["qas"]
+        ]
         data.append({"title": note["id"], "paragraphs": [{"context": note["text"], "qas": qas}]})
     return {"version": "v2.0", "data": data}
 

@@ -33,6 +33,7 @@ of both (string seeds are hashed with SHA-512, independent of
 PYTHONHASHSEED), so `generate_notes(10, s)[:5] == generate_notes(5, s)` on
 every run and machine.
 """
+
 import datetime
 import math
 import random
@@ -42,11 +43,10 @@ from . import course as C
 from . import sections as S
 from . import vocab as V
 from .builder import SectionBuilder, assemble
-from .export import write_corpus
 from .qa import make_qas
 from .templates import FINAL_MED_SECTIONS
 
-__all__ = ["generate_notes", "write_corpus", "note_cats"]
+__all__ = ["generate_notes", "note_cats"]
 
 Note = Dict[str, Any]
 # Share of notes where each condition is present (ALLERGY_CONFLICT comes out
@@ -55,8 +55,13 @@ P_POSITIVE = {"DIABETES": 0.4, "HEART_FAILURE": 0.38, "CKD": 0.36, "PNEUMONIA": 
 P_NKDA = 0.12
 P_CONFLICT = 0.45
 COND_DRUG_GROUP = {"DIABETES": "dm", "HEART_FAILURE": "hf", "AFIB": "af", "CKD": "ckd"}
-FOLLOWUP_BY_COND = {"DIABETES": "endocrinology", "HEART_FAILURE": "cardiology", "CKD": "nephrology",
-                    "PNEUMONIA": "pulmonology", "AFIB": "cardiology"}
+FOLLOWUP_BY_COND = {
+    "DIABETES": "endocrinology",
+    "HEART_FAILURE": "cardiology",
+    "CKD": "nephrology",
+    "PNEUMONIA": "pulmonology",
+    "AFIB": "cardiology",
+}
 # Reason for the encounter -> presenting symptoms (the chief complaint).
 CC_BY_PRIMARY = {
     "PNEUMONIA": ("cough", "fever", "productive cough", "shortness of breath"),
@@ -90,8 +95,9 @@ def _list_size(rng: random.Random, target: int) -> int:
     return max(1 if target < 500 else 2, min(30, round(rng.uniform(2.0, 7.5) * target / 1000) + 1))
 
 
-def _home_list(rng: random.Random, pos: Dict[str, bool], comorbid: List[Any], n: int,
-               exclude: Tuple[str, ...] = ()) -> List[str]:
+def _home_list(
+    rng: random.Random, pos: Dict[str, bool], comorbid: List[Any], n: int, exclude: Tuple[str, ...] = ()
+) -> List[str]:
     """Drugs a patient with these conditions and comorbidities takes at home, `n` or more."""
     chosen: List[str] = []
     for label, group in sorted(COND_DRUG_GROUP.items()):
@@ -140,7 +146,9 @@ def _drugs(rng: random.Random, plan: Dict[str, Any]) -> None:
         allergies += others[: max(0, n_all - kept)]
         for i in range(kept, len(allergies)):
             if rng.random() < 0.1:
-                allergies[i] = rng.choice([a for a in V.NON_DRUG_ALLERGENS if a not in allergies] or ["Latex"])
+                allergies[i] = rng.choice(
+                    [a for a in V.NON_DRUG_ALLERGENS if a not in allergies] or ["Latex"]
+                )
         rng.shuffle(allergies)
         conflict = rng.random() < P_CONFLICT
         if conflict:
@@ -159,8 +167,10 @@ def _vitals(rng: random.Random, brief: bool) -> str:
     o2 = rng.choice(("room air", "2 L nasal cannula", "4 L nasal cannula"))
     if brief:
         return f"T {temp} F, HR {hr}, BP {bp}, RR {rr}, SpO2 {sat}% on {o2}"
-    return (f"temperature {temp} F, heart rate {hr}, blood pressure {bp}, respiratory rate {rr}, "
-            f"and oxygen saturation {sat}% on {o2}")
+    return (
+        f"temperature {temp} F, heart rate {hr}, blood pressure {bp}, respiratory rate {rr}, "
+        f"and oxygen saturation {sat}% on {o2}"
+    )
 
 
 def _followups(rng: random.Random, pos: Dict[str, bool]) -> List[str]:
@@ -182,10 +192,16 @@ def _make_plan(rng: random.Random) -> Dict[str, Any]:
     note_type = "progress_note" if rng.random() < p_progress else "discharge_summary"
     female = rng.random() < 0.5
     last = rng.choice(V.LAST_NAMES)
-    ctx = {"He": "She" if female else "He", "he": "she" if female else "he", "His": "Her" if female else "His",
-           "his": "her" if female else "his", "him": "her" if female else "him",
-           "man": "woman" if female else "man", "Pt": f"{'Ms.' if female else 'Mr.'} {last}",
-           "age": str(rng.randint(34, 93))}
+    ctx = {
+        "He": "She" if female else "He",
+        "he": "she" if female else "he",
+        "His": "Her" if female else "His",
+        "his": "her" if female else "his",
+        "him": "her" if female else "him",
+        "man": "woman" if female else "man",
+        "Pt": f"{'Ms.' if female else 'Mr.'} {last}",
+        "age": str(rng.randint(34, 93)),
+    }
     if int(ctx["age"]) >= 70:
         ctx["Elderly"] = "Elderly"
     pos = {lab: rng.random() < P_POSITIVE[lab] for lab in V.CONDITION_LABELS}
@@ -201,8 +217,10 @@ def _make_plan(rng: random.Random) -> Dict[str, Any]:
         distract[lab] = rng.choice(kinds) if rng.random() < (0.25 if pos[lab] else 0.6) else None
         neg_at[lab] = rng.choice(("hpi", "course"))
     acute_primary = [d for d in V.ACUTE_DX if d[0] in CC_BY_PRIMARY]
-    primary = next((lab for lab in ("PNEUMONIA", "HEART_FAILURE", "AFIB") if pos[lab] and rng.random() < 0.8),
-                   rng.choice(acute_primary)[0])
+    primary = next(
+        (lab for lab in ("PNEUMONIA", "HEART_FAILURE", "AFIB") if pos[lab] and rng.random() < 0.8),
+        rng.choice(acute_primary)[0],
+    )
     cc_pool = [rng.choice(CC_BY_PRIMARY[primary])]
     cc_pool += rng.sample([s for s in V.SYMPTOMS[:30] if s != cc_pool[0]], 2)
     n_comorbid = max(1, min(10, round(target / 400) + rng.randint(0, 2)))
@@ -214,10 +232,25 @@ def _make_plan(rng: random.Random) -> Dict[str, Any]:
     imaging.update(rng.sample([t for t, _ in V.IMAGING[1:]], rng.randint(0, 2 if target > 600 else 0)))
     echo_p = 0.9 if pos["HEART_FAILURE"] else 0.5 if pos["AFIB"] else 0.25
     plan = {
-        "target": target, "note_type": note_type, "ctx": ctx, "pos": pos, "place": place,
-        "distract": distract, "neg_at": neg_at, "cc_pool": cc_pool, "imaging": imaging,
-        "echo": rng.random() < echo_p, "used_dx": [], "hpi_used": [], "day": 1, "lab_day": 1, "primary": primary,
-        "comorbid": comorbid, "acute": acute, "density": min(1.0, target / 1500), "subtype": subtype,
+        "target": target,
+        "note_type": note_type,
+        "ctx": ctx,
+        "pos": pos,
+        "place": place,
+        "distract": distract,
+        "neg_at": neg_at,
+        "cc_pool": cc_pool,
+        "imaging": imaging,
+        "echo": rng.random() < echo_p,
+        "used_dx": [],
+        "hpi_used": [],
+        "day": 1,
+        "lab_day": 1,
+        "primary": primary,
+        "comorbid": comorbid,
+        "acute": acute,
+        "density": min(1.0, target / 1500),
+        "subtype": subtype,
         # Brief notes (the short tail of the length distribution) use the shortest forms.
         "brief": target < 380,
         "followups": _followups(rng, pos)[: 1 if target < 500 else 4],
@@ -235,17 +268,23 @@ def _preamble(rng: random.Random, plan: Dict[str, Any]) -> str:
     if plan["note_type"] == "discharge_summary":
         stay = max(plan["day"] + 1, plan["lab_day"] + 1, rng.randint(2, 6))
         discharged = admitted + datetime.timedelta(days=stay)
-        return (f"DISCHARGE SUMMARY\nAdmission Date: {admitted.isoformat()}\n"
-                f"Discharge Date: {discharged.isoformat()}\nService: Medicine\n{who}\n")
+        return (
+            f"DISCHARGE SUMMARY\nAdmission Date: {admitted.isoformat()}\n"
+            f"Discharge Date: {discharged.isoformat()}\nService: Medicine\n{who}\n"
+        )
     seen = admitted + datetime.timedelta(days=rng.randint(1, 4))
-    return (f"PROGRESS NOTE\nDate of Service: {seen.isoformat()}\nSetting: Inpatient medicine, daily progress note\n"
-            f"Admission Date: {admitted.isoformat()}\n{who}\n")
+    return (
+        f"PROGRESS NOTE\nDate of Service: {seen.isoformat()}\nSetting: Inpatient medicine, daily progress note\n"
+        f"Admission Date: {admitted.isoformat()}\n{who}\n"
+    )
 
 
 Expander = Tuple[int, SectionBuilder, Callable[[SectionBuilder, random.Random, Dict[str, Any]], bool]]
 
 
-def _sections(rng: random.Random, plan: Dict[str, Any]) -> Tuple[List[SectionBuilder], SectionBuilder, List[Expander]]:
+def _sections(
+    rng: random.Random, plan: Dict[str, Any]
+) -> Tuple[List[SectionBuilder], SectionBuilder, List[Expander]]:
     """Write the base sections in order.
 
     rng (random.Random): Random source of the note.
@@ -263,8 +302,10 @@ def _sections(rng: random.Random, plan: Dict[str, Any]) -> Tuple[List[SectionBui
     secs += [hpi, S.past_medical_history(rng, plan)]
     if not progress and rng.random() < p_opt:
         secs.append(S.past_surgical_history(rng, plan))
-    lists = [S.shared_list(rng, plan, "MEDICATIONS", plan["admission_meds"], "TREATMENT"),
-             S.shared_list(rng, plan, "ALLERGIES", plan["allergies"], "ALLERGEN")]
+    lists = [
+        S.shared_list(rng, plan, "MEDICATIONS", plan["admission_meds"], "TREATMENT"),
+        S.shared_list(rng, plan, "ALLERGIES", plan["allergies"], "ALLERGEN"),
+    ]
     rng.shuffle(lists)
     secs += lists
     if rng.random() < p_opt:
@@ -279,7 +320,10 @@ def _sections(rng: random.Random, plan: Dict[str, Any]) -> Tuple[List[SectionBui
     body = C.assessment_and_plan(rng, plan) if progress else C.hospital_course(rng, plan)
     secs.append(body)
     expanders: List[Expander] = [
-        (2, hpi, S.expand_hpi), (1, results, C.expand_results), (7, body, C.expand_course)]
+        (2, hpi, S.expand_hpi),
+        (1, results, C.expand_results),
+        (7, body, C.expand_course),
+    ]
     return secs, body, expanders
 
 
@@ -296,8 +340,12 @@ def _make_note(seed: int, index: int) -> Note:
     tail: List[SectionBuilder] = []
     progress = plan["note_type"] == "progress_note"
     if not progress:
-        tail += [S.discharge_diagnoses(rng, plan), S.final_medications(rng, plan), S.instructions(rng, plan),
-                 S.follow_up(rng, plan)]
+        tail += [
+            S.discharge_diagnoses(rng, plan),
+            S.final_medications(rng, plan),
+            S.instructions(rng, plan),
+            S.follow_up(rng, plan),
+        ]
     else:
         tail.append(S.final_medications(rng, plan))
     # Words still to come after the loop: preamble, closing lines, ED paragraph.

@@ -5,6 +5,7 @@ answer is an exact substring at its `answer_start`. About a quarter of the
 questions are unanswerable: they ask about a drug, test or lab that the note
 never mentions, or about allergies in a note with none.
 """
+
 import bisect
 import random
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -20,7 +21,9 @@ def _answers(text: str, spans: Sequence[Tuple[int, int]]) -> List[Dict[str, Any]
     return [{"text": text[s:e], "answer_start": s} for s, e in spans]
 
 
-def _answerable(rng: random.Random, text: str, marks: Marks, note_type: str) -> List[Tuple[str, List[Dict[str, Any]]]]:
+def _answerable(
+    rng: random.Random, text: str, marks: Marks, note_type: str
+) -> List[Tuple[str, List[Dict[str, Any]]]]:
     """RETURNS (List[Tuple[str, List[dict]]]): Every answerable (question, answers) for the note."""
     discharge = note_type == "discharge_summary"
     out: List[Tuple[str, List[Dict[str, Any]]]] = []
@@ -30,23 +33,37 @@ def _answerable(rng: random.Random, text: str, marks: Marks, note_type: str) -> 
         if kind == "dose":
             drug = arg.lower()
             question = rng.choice(
-                (f"What dose of {drug} was the patient discharged on?", f"What is the discharge dose of {drug}?")
-                if discharge else
-                (f"What dose of {drug} is the patient taking at the end of the visit?",
-                 f"What is the current dose of {drug}?"))
+                (
+                    f"What dose of {drug} was the patient discharged on?",
+                    f"What is the discharge dose of {drug}?",
+                )
+                if discharge
+                else (
+                    f"What dose of {drug} is the patient taking at the end of the visit?",
+                    f"What is the current dose of {drug}?",
+                )
+            )
         elif kind == "lab":
-            question = rng.choice((f"What was the patient's {arg} on admission?", f"What was the initial {arg}?"))
+            question = rng.choice(
+                (f"What was the patient's {arg} on admission?", f"What was the initial {arg}?")
+            )
         elif kind == "result":
             question = rng.choice((f"What did the {arg} show?", f"What was the result of the {arg}?"))
         elif kind == "ef":
-            question = rng.choice(("What was the patient's ejection fraction?",
-                                   "What ejection fraction was measured on echocardiogram?"))
+            question = rng.choice(
+                (
+                    "What was the patient's ejection fraction?",
+                    "What ejection fraction was measured on echocardiogram?",
+                )
+            )
         elif kind == "abx":
             question = "What antibiotic was the patient treated with for pneumonia?"
         elif kind == "followup":
             question = f"When should the patient follow up with {arg}?"
         elif kind == "allergy":
-            question = rng.choice(("What is the patient allergic to?", "What are the patient's documented allergies?"))
+            question = rng.choice(
+                ("What is the patient allergic to?", "What are the patient's documented allergies?")
+            )
         elif kind == "cc":
             question = rng.choice(("What was the patient's chief complaint?", "What brought the patient in?"))
         else:
@@ -67,7 +84,9 @@ def _impossible(rng: random.Random, text: str, marks: Marks, note_type: str) -> 
 
     def dose() -> Optional[str]:
         drug = _absent(rng, lowered, V.ABSENT_DRUGS)
-        verb = "was the patient discharged on" if note_type == "discharge_summary" else "is the patient taking"
+        verb = (
+            "was the patient discharged on" if note_type == "discharge_summary" else "is the patient taking"
+        )
         return drug and f"What dose of {drug.lower()} {verb}?"
 
     def test() -> Optional[str]:
@@ -120,8 +139,14 @@ def make_qas(rng: random.Random, note_id: str, text: str, marks: Marks, note_typ
         if question is None or question in seen:
             continue
         seen.add(question)
-        qas.append({"id": f"{note_id}-qa{len(qas)}", "question": question, "answers": answers,
-                    "is_impossible": not answers})
+        qas.append(
+            {
+                "id": f"{note_id}-qa{len(qas)}",
+                "question": question,
+                "answers": answers,
+                "is_impossible": not answers,
+            }
+        )
     return qas
 
 

@@ -1,10 +1,11 @@
 """Writers for the history, list and closing sections of a synthetic note.
 
 Each writer takes `(rng, plan)` and returns a `SectionBuilder`; `plan` is the
-per-note dict made by `synth._make_plan` (conditions, drugs, pronouns in
+per-note dict made by `generator._make_plan` (conditions, drugs, pronouns in
 `plan["ctx"]`). Writers only call `rng` in a fixed order, so a note is fully
 determined by its seed.
 """
+
 import random
 from typing import Any, Dict, List, Sequence
 
@@ -39,7 +40,9 @@ def cond_term(rng: random.Random, plan: Plan, label: str) -> str:
     return rng.choice(V.CONDITION_SUBTYPES[label][plan["subtype"][label]])
 
 
-def cond_sentence(sec: SectionBuilder, rng: random.Random, plan: Plan, label: str, templates: Sequence[str]) -> None:
+def cond_sentence(
+    sec: SectionBuilder, rng: random.Random, plan: Plan, label: str, templates: Sequence[str]
+) -> None:
     """Write one condition mention using a flagged template (negated, family, hypothetical).
 
     sec (SectionBuilder): Section to write into.
@@ -67,19 +70,26 @@ def history_terms(rng: random.Random, plan: Plan, slot: str, current: bool = Fal
         "history of" list only takes chronic ones.
     RETURNS (List[str]): The terms.
     """
-    terms = [cond_term(rng, plan, lab) for lab in V.CONDITION_LABELS
-             if slot in plan["place"][lab] and (current or lab != "PNEUMONIA")]
+    terms = [
+        cond_term(rng, plan, lab)
+        for lab in V.CONDITION_LABELS
+        if slot in plan["place"][lab] and (current or lab != "PNEUMONIA")
+    ]
     comorbid = [d[0] for d in plan["comorbid"]]
     terms += rng.sample(comorbid, min(len(comorbid), rng.randint(1, 3)))
     rng.shuffle(terms)
     return terms
 
 
-def write_entity_list(sec: SectionBuilder, items: Sequence[str], label: str, flags: Sequence[str] = ()) -> None:
+def write_entity_list(
+    sec: SectionBuilder, items: Sequence[str], label: str, flags: Sequence[str] = ()
+) -> None:
     """Write "a, b, and c" as separate entities."""
     for i, item in enumerate(items):
         if i:
-            sec.add(", and " if i == len(items) - 1 and len(items) > 2 else (" and " if len(items) == 2 else ", "))
+            sec.add(
+                ", and " if i == len(items) - 1 and len(items) > 2 else (" and " if len(items) == 2 else ", ")
+            )
         sec.ent(item, label, flags)
 
 
@@ -103,15 +113,25 @@ def hpi(rng: random.Random, plan: Plan, progress: bool) -> SectionBuilder:
     write_entity_list(sec, history_terms(rng, plan, "hpi"), "PROBLEM", ("historical",))
     if progress:
         sec.add(" who is being followed for ").ent(plan["cc_pool"][0], "PROBLEM").add(". ")
-        sec.fill(rng.choice(("Overnight, {he} slept well and had no acute events. ",
-                             "Since the last visit, {he} reports feeling somewhat better. ",
-                             "Per nursing, {he} was up to the chair twice yesterday. ")), rng, ctx, POOLS)
+        sec.fill(
+            rng.choice(
+                (
+                    "Overnight, {he} slept well and had no acute events. ",
+                    "Since the last visit, {he} reports feeling somewhat better. ",
+                    "Per nursing, {he} was up to the chair twice yesterday. ",
+                )
+            ),
+            rng,
+            ctx,
+            POOLS,
+        )
     else:
         sec.add(" who presents with ").ent(plan["cc_pool"][0], "PROBLEM")
         sec.add(f" of {rng.choice(POOLS['dur'])} duration. ")
     if "hpi" in plan["place"]["PNEUMONIA"]:
         sec.add("Imaging in the emergency department was concerning for ").ent(
-            cond_term(rng, plan, "PNEUMONIA"), "PROBLEM").add(". ")
+            cond_term(rng, plan, "PNEUMONIA"), "PROBLEM"
+        ).add(". ")
     for label in distractors(plan, "neg"):
         if plan["neg_at"][label] == "hpi":
             cond_sentence(sec, rng, plan, label, T.NEG_COND)
@@ -123,7 +143,9 @@ def hpi(rng: random.Random, plan: Plan, progress: bool) -> SectionBuilder:
 def finish_hpi(sec: SectionBuilder, rng: random.Random, plan: Plan) -> None:
     """Close a discharge HPI with the emergency department course (after any filler)."""
     ctx = plan["ctx"]
-    sec.add(f"\nIn the emergency department, initial vital signs were {plan['vitals']}. {ctx['He']} received ")
+    sec.add(
+        f"\nIn the emergency department, initial vital signs were {plan['vitals']}. {ctx['He']} received "
+    )
     sec.ent(rng.choice(ED_TREATMENTS.get(plan["primary"], ED_TREATMENTS["other"])), "TREATMENT")
     sec.add(" and was admitted to the medicine service for further management.")
 
@@ -169,7 +191,9 @@ def past_surgical_history(rng: random.Random, plan: Plan) -> SectionBuilder:
     return sec
 
 
-def shared_list(rng: random.Random, plan: Plan, name: str, items: Sequence[str], label: str) -> SectionBuilder:
+def shared_list(
+    rng: random.Random, plan: Plan, name: str, items: Sequence[str], label: str
+) -> SectionBuilder:
     """Write MEDICATIONS or ALLERGIES with the shared line templates.
 
     rng (random.Random): Random source of the note.
@@ -266,7 +290,11 @@ def discharge_diagnoses(rng: random.Random, plan: Plan) -> SectionBuilder:
     """RETURNS (SectionBuilder): DISCHARGE DIAGNOSES, primary and secondary."""
     sec = new_section(rng, "DISCHARGE_DIAGNOSES")
     primary = plan["primary"]
-    items = [cond_term(rng, plan, lab) for lab in V.CONDITION_LABELS if "dx" in plan["place"][lab] and lab != primary]
+    items = [
+        cond_term(rng, plan, lab)
+        for lab in V.CONDITION_LABELS
+        if "dx" in plan["place"][lab] and lab != primary
+    ]
     items += [d for d in plan["used_dx"] if d != primary]
     items += [d[0] for d in plan["comorbid"] if d[0] not in items]
     first = cond_term(rng, plan, primary) if primary in V.CONDITION_TERMS else primary
@@ -294,5 +322,7 @@ def follow_up(rng: random.Random, plan: Plan) -> SectionBuilder:
     for specialty in plan["followups"]:
         when = rng.choice(("in 1 week", "in 2 weeks", "in 3 weeks", "in 1 month", "in 6 weeks"))
         sec.add(f"- {specialty[:1].upper() + specialty[1:]}: ").mark(f"followup:{specialty}", when)
-        sec.add(rng.choice(("", ", appointment to be scheduled by the clinic", ", please call to confirm")) + "\n")
+        sec.add(
+            rng.choice(("", ", appointment to be scheduled by the clinic", ", please call to confirm")) + "\n"
+        )
     return sec

@@ -3,6 +3,7 @@
 Template syntax is described in `builder`. Entity pools are the
 tuples in `vocab`; `POOLS` maps the names used in templates to them.
 """
+
 from typing import Dict, Sequence, Tuple
 
 from . import vocab as V
@@ -14,10 +15,19 @@ HEADERS: Dict[str, Tuple[str, ...]] = {
     "SUBJECTIVE": ("SUBJECTIVE", "INTERVAL HISTORY"),
     "PAST_MEDICAL_HISTORY": ("PAST MEDICAL HISTORY", "PMH"),
     "PAST_SURGICAL_HISTORY": ("PAST SURGICAL HISTORY", "SURGICAL HISTORY"),
-    "MEDICATIONS": ("MEDICATIONS ON ADMISSION", "HOME MEDICATIONS", "MEDICATIONS PRIOR TO ADMISSION",
-                    "MEDICATIONS", "OUTPATIENT MEDICATIONS"),
-    "ALLERGIES": ("ALLERGIES", "ALLERGIES AND ADVERSE REACTIONS", "ALLERGIES AND INTOLERANCES",
-                  "DRUG ALLERGIES"),
+    "MEDICATIONS": (
+        "MEDICATIONS ON ADMISSION",
+        "HOME MEDICATIONS",
+        "MEDICATIONS PRIOR TO ADMISSION",
+        "MEDICATIONS",
+        "OUTPATIENT MEDICATIONS",
+    ),
+    "ALLERGIES": (
+        "ALLERGIES",
+        "ALLERGIES AND ADVERSE REACTIONS",
+        "ALLERGIES AND INTOLERANCES",
+        "DRUG ALLERGIES",
+    ),
     "SOCIAL_HISTORY": ("SOCIAL HISTORY",),
     "FAMILY_HISTORY": ("FAMILY HISTORY",),
     "REVIEW_OF_SYSTEMS": ("REVIEW OF SYSTEMS",),
@@ -53,13 +63,19 @@ SHARED_LIST_ITEMS: Tuple[str, ...] = (
     "{n} {DRUG} (patient-reported, to be confirmed with the primary care office).",
 )
 SHARED_LIST_INTROS: Tuple[str, ...] = (
-    "", "", "Reviewed with the patient and updated in the chart:\n",
+    "",
+    "",
+    "Reviewed with the patient and updated in the chart:\n",
     "Per the medication reconciliation completed on admission:\n",
     "The following list was obtained from the patient, family and pharmacy records:\n",
     "Verified with the patient and {his} {relative}:\n",
 )
-NKDA: Tuple[str, ...] = ("No known drug allergies.", "NKDA.", "No known allergies.",
-                         "The patient reports no known drug allergies.")
+NKDA: Tuple[str, ...] = (
+    "No known drug allergies.",
+    "NKDA.",
+    "No known allergies.",
+    "The patient reports no known drug allergies.",
+)
 
 HPI_FILLERS: Tuple[str, ...] = (
     "{He} reports {P:symptom} that started {when} and has been getting progressively worse.",
@@ -174,34 +190,58 @@ ROS_CLOSING = "All other systems reviewed and negative except as noted in the HP
 
 # Alternatives per organ system (positive and negative findings).
 EXAM_LINES: Tuple[Tuple[str, ...], ...] = (
-    ("General: {Elderly} {man} resting in bed, in no acute distress.",
-     "General: {Elderly} {man} sitting up in a chair, speaking in full sentences."),
-    ("HEENT: Normocephalic, atraumatic. Moist mucous membranes.",
-     "HEENT: Anicteric sclerae. Oropharynx clear."),
+    (
+        "General: {Elderly} {man} resting in bed, in no acute distress.",
+        "General: {Elderly} {man} sitting up in a chair, speaking in full sentences.",
+    ),
+    (
+        "HEENT: Normocephalic, atraumatic. Moist mucous membranes.",
+        "HEENT: Anicteric sclerae. Oropharynx clear.",
+    ),
     ("Neck: Supple. No {P:neck_exam|neg}.", "Neck: {^P:neck_exam} noted."),
-    ("Lungs: Notable for {P:lung_exam}. No {P:lung_exam|neg}.",
-     "Lungs: Clear to auscultation bilaterally. No {P:lung_exam|neg} or {P:lung_exam|neg}."),
-    ("Cardiovascular: Regular rate and rhythm. No {P:heart_exam_neg|neg}.",
-     "Cardiovascular: Tachycardic, with {P:heart_exam}."),
-    ("Abdomen: Soft, nondistended, with normal bowel sounds. No {P:abd_exam|neg}.",
-     "Abdomen: Obese, with {P:abd_exam}."),
-    ("Extremities: {^P:ext_exam}, otherwise warm and well perfused.", "Extremities: No {P:ext_exam_neg|neg}."),
-    ("Neurologic: Alert and oriented to person, place and time. Moves all extremities.",
-     "Neurologic: Alert, oriented to person and place only. No focal deficits."),
+    (
+        "Lungs: Notable for {P:lung_exam}. No {P:lung_exam|neg}.",
+        "Lungs: Clear to auscultation bilaterally. No {P:lung_exam|neg} or {P:lung_exam|neg}.",
+    ),
+    (
+        "Cardiovascular: Regular rate and rhythm. No {P:heart_exam_neg|neg}.",
+        "Cardiovascular: Tachycardic, with {P:heart_exam}.",
+    ),
+    (
+        "Abdomen: Soft, nondistended, with normal bowel sounds. No {P:abd_exam|neg}.",
+        "Abdomen: Obese, with {P:abd_exam}.",
+    ),
+    (
+        "Extremities: {^P:ext_exam}, otherwise warm and well perfused.",
+        "Extremities: No {P:ext_exam_neg|neg}.",
+    ),
+    (
+        "Neurologic: Alert and oriented to person, place and time. Moves all extremities.",
+        "Neurologic: Alert, oriented to person and place only. No focal deficits.",
+    ),
     ("Skin: Warm and dry, no lesions noted.", "Skin: Intact, without rashes."),
     ("Psychiatric: Calm and appropriate, with normal mood and affect.",),
 )
 
 # Alternatives per topic, so one note never says both "never smoker" and "former smoker".
 SOCIAL_LINES: Tuple[Tuple[str, ...], ...] = (
-    ("Lives with {his} {partner} in a single-family home.", "Lives alone in an apartment.",
-     "Lives in an assisted living facility."),
-    ("Former smoker with a {packs} pack-year history, quit in {year}.", "Never smoker.",
-     "Current smoker, about half a pack per day."),
+    (
+        "Lives with {his} {partner} in a single-family home.",
+        "Lives alone in an apartment.",
+        "Lives in an assisted living facility.",
+    ),
+    (
+        "Former smoker with a {packs} pack-year history, quit in {year}.",
+        "Never smoker.",
+        "Current smoker, about half a pack per day.",
+    ),
     ("Drinks alcohol socially, about {drinks} drinks per week.", "Denies alcohol use."),
     ("Denies illicit drug use.",),
     ("Retired {job}.", "Works part-time as a {job}."),
-    ("Independent in activities of daily living and drives.", "Uses a walker outside the home since a fall in {year}."),
+    (
+        "Independent in activities of daily living and drives.",
+        "Uses a walker outside the home since a fall in {year}.",
+    ),
 )
 
 PRECAUTION_LINES: Tuple[str, ...] = (
@@ -246,48 +286,94 @@ HYP_COND: Tuple[str, ...] = (
 )
 
 PLAIN_POOLS: Dict[str, Sequence[str]] = {
-    "when": ("yesterday", "this morning", "two days ago", "last night", "earlier this week", "three days ago"),
+    "when": (
+        "yesterday",
+        "this morning",
+        "two days ago",
+        "last night",
+        "earlier this week",
+        "three days ago",
+    ),
     "past": ("last month", "two weeks ago", "in the spring", "several months ago", "last year", "in January"),
     "dur": ("two days", "three days", "one week", "several days", "two weeks", "48 hours", "a month"),
     "d": ("2", "3", "4", "5", "6"),
     "year": tuple(str(y) for y in range(2006, 2022)),
     "month": ("January", "March", "April", "June", "August", "October", "November"),
-    "blocks": ("1", "2", "3"), "blocks2": ("5", "6", "10"),
+    "blocks": ("1", "2", "3"),
+    "blocks2": ("5", "6", "10"),
     "weightgain": ("5", "7", "10", "12"),
     "partner": ("wife", "husband", "partner", "daughter", "son"),
-    "packs": ("10", "20", "30", "40"), "drinks": ("two", "three", "four"),
+    "packs": ("10", "20", "30", "40"),
+    "drinks": ("two", "three", "four"),
     "job": ("teacher", "electrician", "nurse", "accountant", "truck driver", "machinist", "librarian"),
-    "relative": V.RELATIVES, "specialty": V.SPECIALTIES, "pharmacy": V.PHARMACIES,
-    "rel_age": ("48", "55", "61", "67", "72"), "Elderly": ("Pleasant", "Well-appearing", "Tired-appearing"),
+    "relative": V.RELATIVES,
+    "specialty": V.SPECIALTIES,
+    "pharmacy": V.PHARMACIES,
+    "rel_age": ("48", "55", "61", "67", "72"),
+    "Elderly": ("Pleasant", "Well-appearing", "Tired-appearing"),
 }
 
 POOLS: Dict[str, Sequence[str]] = dict(PLAIN_POOLS)
-POOLS.update({
-    "symptom": V.SYMPTOMS, "acute_dx": tuple(d[0] for d in V.ACUTE_DX[:12]), "fdx": V.FAMILY_DX, "test": V.OTHER_TESTS,
-    "itx": V.INPATIENT_TREATMENTS,
-    "lung_exam": ("bibasilar crackles", "expiratory wheezes", "decreased breath sounds at the right base",
-                  "egophony", "rhonchi"),
-    "heart_exam": ("a systolic murmur", "an S3 gallop", "a pericardial rub", "a diastolic murmur"),
-    "ext_exam_neg": ("lower extremity edema", "calf tenderness", "cyanosis", "clubbing"),
-    "heart_exam_neg": ("murmurs", "rubs", "gallops", "S3 gallop"),
-    "sym_const": ("fever", "chills", "night sweats", "weight loss", "fatigue", "poor appetite"),
-    "sym_cv": ("chest pain", "palpitations", "orthopnea", "lower extremity edema", "syncope"),
-    "sym_resp": ("cough", "shortness of breath", "wheezing", "hemoptysis", "sputum production"),
-    "sym_gi": ("nausea", "vomiting", "diarrhea", "constipation", "abdominal pain", "melena", "hematochezia"),
-    "sym_gu": ("dysuria", "urinary frequency", "hematuria"),
-    "sym_neuro": ("headache", "dizziness", "focal weakness", "numbness", "confusion"),
-    "sym_msk": ("joint pain", "low back pain", "myalgias"),
-    "sym_skin": ("rash", "pruritus"),
-    "infection": ("a urinary tract infection", "cellulitis", "acute sinusitis", "acute bronchitis"),
-    "oral_abx": ("cephalexin", "nitrofurantoin", "doxycycline", "amoxicillin"),
-    "neck_exam": ("jugular venous distension", "cervical lymphadenopathy", "thyromegaly"),
-    "abd_exam": ("tenderness in the right upper quadrant", "rebound tenderness", "hepatomegaly", "ascites"),
-    "ext_exam": ("pitting edema to the mid shin", "trace bilateral ankle edema", "calf tenderness",
-                 "cyanosis"), "surgery": V.SURGERIES,
-    "therapy": ("physical therapy", "occupational therapy", "speech therapy"),
-    "maint_tx": ("enoxaparin for DVT prophylaxis", "heparin subcutaneously", "incentive spirometry",
-                 "a bowel regimen", "supplemental oxygen", "an insulin sliding scale"),
-    "analgesic": ("acetaminophen", "oxycodone as needed", "a lidocaine patch", "scheduled acetaminophen"),
-    "nutr_sym": ("poor appetite", "weight loss", "early satiety"),
-    "gi_sym": ("nausea", "vomiting", "abdominal pain"),
-})
+POOLS.update(
+    {
+        "symptom": V.SYMPTOMS,
+        "acute_dx": tuple(d[0] for d in V.ACUTE_DX[:12]),
+        "fdx": V.FAMILY_DX,
+        "test": V.OTHER_TESTS,
+        "itx": V.INPATIENT_TREATMENTS,
+        "lung_exam": (
+            "bibasilar crackles",
+            "expiratory wheezes",
+            "decreased breath sounds at the right base",
+            "egophony",
+            "rhonchi",
+        ),
+        "heart_exam": ("a systolic murmur", "an S3 gallop", "a pericardial rub", "a diastolic murmur"),
+        "ext_exam_neg": ("lower extremity edema", "calf tenderness", "cyanosis", "clubbing"),
+        "heart_exam_neg": ("murmurs", "rubs", "gallops", "S3 gallop"),
+        "sym_const": ("fever", "chills", "night sweats", "weight loss", "fatigue", "poor appetite"),
+        "sym_cv": ("chest pain", "palpitations", "orthopnea", "lower extremity edema", "syncope"),
+        "sym_resp": ("cough", "shortness of breath", "wheezing", "hemoptysis", "sputum production"),
+        "sym_gi": (
+            "nausea",
+            "vomiting",
+            "diarrhea",
+            "constipation",
+            "abdominal pain",
+            "melena",
+            "hematochezia",
+        ),
+        "sym_gu": ("dysuria", "urinary frequency", "hematuria"),
+        "sym_neuro": ("headache", "dizziness", "focal weakness", "numbness", "confusion"),
+        "sym_msk": ("joint pain", "low back pain", "myalgias"),
+        "sym_skin": ("rash", "pruritus"),
+        "infection": ("a urinary tract infection", "cellulitis", "acute sinusitis", "acute bronchitis"),
+        "oral_abx": ("cephalexin", "nitrofurantoin", "doxycycline", "amoxicillin"),
+        "neck_exam": ("jugular venous distension", "cervical lymphadenopathy", "thyromegaly"),
+        "abd_exam": (
+            "tenderness in the right upper quadrant",
+            "rebound tenderness",
+            "hepatomegaly",
+            "ascites",
+        ),
+        "ext_exam": (
+            "pitting edema to the mid shin",
+            "trace bilateral ankle edema",
+            "calf tenderness",
+            "cyanosis",
+        ),
+        "surgery": V.SURGERIES,
+        "therapy": ("physical therapy", "occupational therapy", "speech therapy"),
+        "maint_tx": (
+            "enoxaparin for DVT prophylaxis",
+            "heparin subcutaneously",
+            "incentive spirometry",
+            "a bowel regimen",
+            "supplemental oxygen",
+            "an insulin sliding scale",
+        ),
+        "analgesic": ("acetaminophen", "oxycodone as needed", "a lidocaine patch", "scheduled acetaminophen"),
+        "nutr_sym": ("poor appetite", "weight loss", "early satiety"),
+        "gi_sym": ("nausea", "vomiting", "abdominal pain"),
+    }
+)

@@ -30,9 +30,7 @@ class PassCache:
     def __init__(self) -> None:
         self._entries: Dict[str, Tuple[Any, Any, Any]] = {}
 
-    def get(
-        self, name: str, source: torch.Tensor, make: Callable[[], Any], settings: Any = None
-    ) -> Any:
+    def get(self, name: str, source: torch.Tensor, make: Callable[[], Any], settings: Any = None) -> Any:
         """`make()`, or what it returned for this very `source` tensor and settings.
 
         name (str): Which derived value.
@@ -119,10 +117,7 @@ def views_apply(tensor: torch.Tensor, dropout: float = 0.0) -> bool:
     RETURNS (bool): Whether the views path applies.
     """
     return (
-        _FLASH_CPU is not None
-        and tensor.device.type == "cpu"
-        and not torch.is_grad_enabled()
-        and not dropout
+        _FLASH_CPU is not None and tensor.device.type == "cpu" and not torch.is_grad_enabled() and not dropout
     )
 
 
@@ -183,9 +178,7 @@ def banded_attention(
             query, key, value, key_is_local, window, block=block, slots=slots, cache=cache
         )
     batch, length, heads, dim = query.shape
-    block, sides, n_blocks, extra, span = band_geometry(
-        length, window, block or max(1, window // 2)
-    )
+    block, sides, n_blocks, extra, span = band_geometry(length, window, block or max(1, window // 2))
 
     has_globals = slots is not None and slots[0].shape[1] > 0
     n_global = slots[0].shape[1] if has_globals else 0
@@ -234,9 +227,7 @@ def _band_biases(key_is_local: torch.Tensor, window: int, block: int, dtype) -> 
     return biases
 
 
-def _banded_attention_views(
-    query, key, value, key_is_local, window, *, block=None, slots=None, cache=None
-):
+def _banded_attention_views(query, key, value, key_is_local, window, *, block=None, slots=None, cache=None):
     """`banded_attention` without copying neighbourhoods (CPU, inference).
 
     Per batch row, the keys and values padded once are viewed as
@@ -245,9 +236,7 @@ def _banded_attention_views(
     scores are merged in after.
     """
     batch, length, heads, dim = query.shape
-    block, sides, n_blocks, extra, span = band_geometry(
-        length, window, block or max(1, window // 4)
-    )
+    block, sides, n_blocks, extra, span = band_geometry(length, window, block or max(1, window // 4))
     scale = 1.0 / math.sqrt(dim)
     # The same key_is_local tensor in every layer of a pass, so the same masks.
     biases = per_pass(
@@ -304,8 +293,6 @@ def merge_extra_keys(
     band_weight = torch.exp(lse - top)
     extra_weight = torch.exp(scores - top[..., None])
     # A band that saw nothing has a NaN output and zero weight.
-    band_part = torch.where(
-        band_weight[..., None] > 0, out * band_weight[..., None], torch.zeros_like(out)
-    )
+    band_part = torch.where(band_weight[..., None] > 0, out * band_weight[..., None], torch.zeros_like(out))
     total = band_weight + extra_weight.sum(dim=-1)
     return (band_part + torch.matmul(extra_weight, values)) / total[..., None]

@@ -84,9 +84,7 @@ class FastBigBirdBlockSparseAttention(BigBirdBlockSparseAttention):
         n_mid = n_blocks - 2
 
         def gather(x: torch.Tensor) -> torch.Tensor:
-            blocks = x.view(batch, heads, n_blocks, block, dim)[
-                :, :, slots
-            ]  # (b, h, m, 5, block, dim)
+            blocks = x.view(batch, heads, n_blocks, block, dim)[:, :, slots]  # (b, h, m, 5, block, dim)
             return blocks.permute(0, 2, 1, 3, 4, 5).reshape(batch * n_mid, heads, 5 * block, dim)
 
         to_blocks = to_mask.view(batch, n_blocks, block).to(query.dtype)
@@ -153,10 +151,7 @@ class FastBigBirdBlockSparseAttention(BigBirdBlockSparseAttention):
             g_bias[:block] = math.log(1 + self.num_random_blocks)
             g_ok = torch.cat([keys_ok[row, :block], keys_ok[row, -block:]])
             g_bias = g_bias.masked_fill(~g_ok, _BIGBIRD_PENALTY)
-            scores = (
-                torch.matmul(q.view(heads, n_mid * block, dim), g_key.transpose(1, 2)) * scale
-                + g_bias
-            )
+            scores = torch.matmul(q.view(heads, n_mid * block, dim), g_key.transpose(1, 2)) * scale + g_bias
             outs.append(merge_extra_keys(band, lse, scores, g_value))
         return torch.stack(outs)
 

@@ -31,9 +31,7 @@ def global_slots(
     RETURNS (Tuple[torch.Tensor, torch.Tensor]): positions (batch, G), long,
         ascending within a row; valid (batch, G), bool.
     """
-    return per_pass(
-        cache, "global_slots", is_index_global_attn, lambda: _slots(is_index_global_attn)
-    )
+    return per_pass(cache, "global_slots", is_index_global_attn, lambda: _slots(is_index_global_attn))
 
 
 def _slots(is_index_global_attn: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -184,18 +182,14 @@ class FastLongformerSelfAttention(LongformerSelfAttention):
         else:
             keys = self.key_global(hidden).view(batch, length, heads, dim)
             scores = torch.einsum("bghd,blhd->bghl", query, keys)
-        scores = scores.masked_fill(
-            is_index_masked[:, None, None, :], torch.finfo(scores.dtype).min
-        )
+        scores = scores.masked_fill(is_index_masked[:, None, None, :], torch.finfo(scores.dtype).min)
         probs = F.softmax(scores, dim=-1, dtype=torch.float32).type_as(scores)
         probs = F.dropout(probs, p=dropout, training=dropout > 0)
         if factored:
             mixed = torch.einsum("bghl,ble->bghe", probs, hidden.to(probs.dtype))
             w_value = self.value_global.weight.view(heads, dim, width).to(mixed.dtype)
             rows = torch.einsum("bghe,hde->bghd", mixed, w_value)
-            rows = rows + probs.sum(-1)[..., None] * self.value_global.bias.view(heads, dim).to(
-                rows.dtype
-            )
+            rows = rows + probs.sum(-1)[..., None] * self.value_global.bias.view(heads, dim).to(rows.dtype)
         else:
             values = self.value_global(hidden).view(batch, length, heads, dim)
             rows = torch.einsum("bghl,blhd->bghd", probs, values)
@@ -221,9 +215,7 @@ def _pad_to_multiple(
         if position_ids is not None:
             position_ids = F.pad(position_ids, (0, padding), value=pad_token_id)
         if inputs_embeds is not None:
-            pad_ids = inputs_embeds.new_full(
-                (batch, padding), model.config.pad_token_id, dtype=torch.long
-            )
+            pad_ids = inputs_embeds.new_full((batch, padding), model.config.pad_token_id, dtype=torch.long)
             inputs_embeds = torch.cat([inputs_embeds, model.embeddings(pad_ids)], dim=-2)
         attention_mask = F.pad(attention_mask, (0, padding), value=0)
         token_type_ids = F.pad(token_type_ids, (0, padding), value=0)

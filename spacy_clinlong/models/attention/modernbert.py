@@ -42,9 +42,7 @@ class FastModernBertAttention(ModernBertAttention):
         mask = kwargs.get("attention_mask")
         dropout = self.attention_dropout if self.training else 0.0
         if self.local_attention == (-1, -1):
-            out = F.scaled_dot_product_attention(
-                query, key, value, attn_mask=mask, dropout_p=dropout
-            )
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout)
             out = out.transpose(1, 2)
         else:
             length = query.shape[2]

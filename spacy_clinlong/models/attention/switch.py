@@ -76,7 +76,9 @@ def _usable_families(asked: bool) -> Optional[list]:
         try:
             return _family_modules(load=True)
         except (ImportError, AttributeError) as err:
-            reason = f"the fast attention paths do not load with transformers {transformers.__version__} ({err})"
+            reason = (
+                f"the fast attention paths do not load with transformers {transformers.__version__} ({err})"
+            )
     if asked:
         _warn_once(reason)
     return None
