@@ -17,7 +17,6 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from ..io import NoteInput
 from .job import PLAN_FILE, WORKERS_LOCK, Job, JobError, JobSpec
 from .shard import annotate_shard, can_time_out, load_pipeline
 
@@ -219,12 +218,7 @@ class ShardWorker:
         self.spec = JobSpec(**spec)
         self.work_dir = Path(work_dir)
         self.note_timeout = note_timeout
-        self.source = NoteInput(
-            Path(self.spec.input),
-            id_field=self.spec.id_field,
-            text_field=self.spec.text_field,
-            follow_symlinks=self.spec.follow_symlinks,
-        )
+        self.source = self.spec.open_input()
         self.nlp = load_pipeline(
             self.spec.model,
             gpu_id=gpu_id,
@@ -391,7 +385,7 @@ def annotate(
         if restart:
             job.discard()
         if not (job.dir / PLAN_FILE).exists():
-            echo(f"Reading {spec.input} to plan the job ...")
+            echo(f"Reading {spec.input_name} to plan the job ...")
         job.prepare()
         counts = job.counts()
         if job.complete:

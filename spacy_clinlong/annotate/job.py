@@ -54,16 +54,21 @@ class JobSpec:
     """What a job does. Every field but `output` must be the same when it resumes.
 
     model (str): An installed pipeline's name or a path.
-    input (str): A directory of .txt, or a .jsonl, .csv or .parquet file.
+    input (str): A directory of .txt, a .jsonl, .csv or .parquet file, or a database URL
+        (`sqlite:///notes.db`, `postgresql://user:pass@host/db`).
     output (str): A directory (shards), or a .jsonl file (one file at the end).
     fmt (str): "jsonl" or "docbin" (DocBin needs a directory OUTPUT).
     shard_size (int): Records per shard: the unit of resuming and of Ray work.
     batch_size (int): Notes per nlp.pipe batch.
     max_chars (int): Longer notes are reported as too_long.
-    id_field (str): JSONL key or CSV/Parquet column with the note id.
-    text_field (str): JSONL key or CSV/Parquet column with the text.
+    id_field (Optional[str]): JSONL key or column with the note id; None for "id"
+        (files) or "note_id" (a database's OMOP NOTE table).
+    text_field (Optional[str]): JSONL key or column with the text; None for "text"
+        (files) or "note_text" (database).
     questions (List[str]): Asked of every note, for a pipeline with clinlong_qa.
     follow_symlinks (bool): Read .txt symlinks that lead outside the input directory.
+    table (Optional[str]): Database input: the table or view (`schema.table`); None for "note".
+    where (Optional[str]): Database input: an SQL condition the notes must meet.
     """
 
     model: str
@@ -73,10 +78,12 @@ class JobSpec:
     shard_size: int = 1000
     batch_size: int = 16
     max_chars: int = 1_000_000
-    id_field: str = "id"
-    text_field: str = "text"
+    id_field: Optional[str] = None
+    text_field: Optional[str] = None
     questions: List[str] = field(default_factory=list)
     follow_symlinks: bool = False
+    table: Optional[str] = None
+    where: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMATS:
@@ -86,6 +93,50 @@ class JobSpec:
                 raise JobError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.single_file and self.fmt != "jsonl":
             raise JobError(f"OUTPUT {self.output!r} is a .jsonl file; DocBin shards need a directory.")
+        database = self.from_database
+        if not database and (self.table is not None or self.where is not None):
+            raise JobError("--table and --where apply to a database INPUT (sqlite:///..., postgresql://...).")
+        if self.id_field is None:
+            self.id_field = "note_id" if database else "id"
+        if self.text_field is None:
+            self.text_field = "note_text" if database else "text"
+        if database and self.table is None:
+            self.table = "note"
+
+    @property
+    def from_database(self) -> bool:
+        """RETURNS (bool): Whether INPUT is a database URL rather than a path."""
+        from ..io.database import is_database_url
+
+        return is_database_url(self.input)
+
+    @property
+    def input_name(self) -> str:
+        """RETURNS (str): INPUT as it may be printed and stored: a URL without its password."""
+        if self.from_database:
+            from ..io.database import redact_url
+
+            return redact_url(self.input)
+        return self.input
+
+    def open_input(self):
+        """RETURNS (Union[NoteInput, DatabaseInput]): The reader of INPUT."""
+        if self.from_database:
+            from ..io.database import DatabaseInput
+
+            return DatabaseInput(
+                self.input,
+                table=self.table,
+                id_field=self.id_field,
+                text_field=self.text_field,
+                where=self.where,
+            )
+        return NoteInput(
+            Path(self.input),
+            id_field=self.id_field,
+            text_field=self.text_field,
+            follow_symlinks=self.follow_symlinks,
+        )
 
     @property
     def single_file(self) -> bool:
@@ -112,7 +163,8 @@ class JobSpec:
         model = Path(self.model)
         data["model"] = str(model.resolve()) if model.exists() else self.model
         data["model_files"] = model_fingerprint(self.model)
-        data["input"] = str(Path(self.input).resolve())
+        # A database URL is stored without its password (job.json is a plain file).
+        data["input"] = self.input_name if self.from_database else str(Path(self.input).resolve())
         return data
 
 
@@ -149,12 +201,7 @@ class Job:
     def __init__(self, spec: JobSpec) -> None:
         self.spec = spec
         self.dir = spec.work_dir
-        self.source = NoteInput(
-            Path(spec.input),
-            id_field=spec.id_field,
-            text_field=spec.text_field,
-            follow_symlinks=spec.follow_symlinks,
-        )
+        self.source = spec.open_input()
         self.shards: List[Dict[str, Any]] = []
         self.done: Dict[int, Dict[str, Any]] = {}
         self._lock_handle = None
@@ -307,7 +354,7 @@ class Job:
             )
         if not (self.dir / SUMMARY_FILE).exists() and self.source.fingerprint() != info["input"]:
             raise JobError(
-                f"The input {self.spec.input!r} changed since the job in {str(self.dir)!r} started; "
+                f"The input {self.spec.input_name!r} changed since the job in {str(self.dir)!r} started; "
                 "annotate it afresh with --restart or a new OUTPUT."
             )
 

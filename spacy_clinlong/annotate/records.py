@@ -48,7 +48,9 @@ def shard_plan(source: NoteInput, *, shard_size: int, max_chars: int) -> Iterato
     """Scan the whole input once and cut it into shards of `shard_size` records.
 
     Duplicates are found here (the first record with an id is kept), so the
-    plan names every bad record; a shard's reader only re-reads its range.
+    plan names every bad record; a shard's reader only re-reads its range. A
+    database input reads in id order (`ordered_ids`): a duplicate follows its
+    first, so only the last id is kept, and memory stays flat in the notes.
 
     source (NoteInput): The input.
     shard_size (int): Records per shard (bad ones included).
@@ -59,6 +61,7 @@ def shard_plan(source: NoteInput, *, shard_size: int, max_chars: int) -> Iterato
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     seen = set()
+    ordered = bool(getattr(source, "ordered_ids", False))
     shard: Optional[Dict[str, Any]] = None
     start: Dict[str, Any] = {"index": 0}
     number = 0
@@ -75,6 +78,8 @@ def shard_plan(source: NoteInput, *, shard_size: int, max_chars: int) -> Iterato
             key = id_key(record.id)
             if key in seen:
                 reason = "duplicate_id"
+            elif ordered:
+                seen = {key}
             else:
                 seen.add(key)
         if reason is None:

@@ -38,8 +38,11 @@ def _on_sigterm(signum, frame) -> None:
 @app.command("annotate")
 def annotate_cli(
     model: str = typer.Argument(..., help="An installed pipeline's name, or a pipeline directory"),
-    input_path: Path = typer.Argument(
-        ..., metavar="INPUT", help="A directory of .txt notes, or a .jsonl, .csv or .parquet file"
+    input_path: str = typer.Argument(
+        ...,
+        metavar="INPUT",
+        help="A directory of .txt notes, a .jsonl, .csv or .parquet file, or a database URL "
+        "(sqlite:///notes.db, postgresql://user:pass@host/db) with an OMOP NOTE table",
     ),
     output: Path = typer.Argument(..., help="A directory (shards), or a .jsonl file (one line per note)"),
     engine: str = typer.Option(
@@ -65,9 +68,17 @@ def annotate_cli(
     max_chars: int = typer.Option(
         1_000_000, "--max-chars", min=1, help="Longer notes are reported, not annotated"
     ),
-    id_field: str = typer.Option("id", "--id-field", help="JSONL key or CSV/Parquet column with the note id"),
-    text_field: str = typer.Option(
-        "text", "--text-field", help="JSONL key or CSV/Parquet column with the text"
+    id_field: Optional[str] = typer.Option(
+        None, "--id-field", help="JSONL key or column with the note id [default: id; database: note_id]"
+    ),
+    text_field: Optional[str] = typer.Option(
+        None, "--text-field", help="JSONL key or column with the text [default: text; database: note_text]"
+    ),
+    table: Optional[str] = typer.Option(
+        None, "--table", help="Database INPUT: the table or view of notes, schema.table [default: note]"
+    ),
+    where: Optional[str] = typer.Option(
+        None, "--where", help="Database INPUT: an SQL condition the notes must meet"
     ),
     questions: Optional[Path] = typer.Option(
         None, "--questions", help="Questions for every note (one per line, or a JSON list), for clinlong_qa"
@@ -107,7 +118,7 @@ def annotate_cli(
     try:
         spec = JobSpec(
             model=model,
-            input=str(input_path),
+            input=input_path,
             output=str(output),
             fmt=fmt,
             shard_size=shard_size,
@@ -117,6 +128,8 @@ def annotate_cli(
             text_field=text_field,
             questions=_read_questions(questions),
             follow_symlinks=follow_symlinks,
+            table=table,
+            where=where,
         )
         summary = annotate(
             spec,
