@@ -17,7 +17,7 @@ from spacy.tokens import DocBin
 
 from spacy_clinlong.annotate import JobError, JobSpec, annotate
 from spacy_clinlong.annotate.job import Job
-from spacy_clinlong.annotate.shard import annotate_shard, load_pipeline
+from spacy_clinlong.annotate.shard import ShardFiles, annotate_shard, load_pipeline
 
 SECRET = "Zyxwvut"
 
@@ -331,8 +331,7 @@ def test_resume_after_every_kind_of_interruption_gives_the_same_output(
             nlp,
             job.source,
             shard,
-            work_dir=out,
-            fmt="jsonl",
+            output=ShardFiles(out, "jsonl"),
             batch_size=job.spec.batch_size,
             max_chars=job.spec.max_chars,
         )

@@ -17,15 +17,17 @@ sa = pytest.importorskip("sqlalchemy")
 
 from pg_server import pg_database, pg_url  # noqa: E402, F401 - the PostgreSQL server fixtures
 
+from spacy_clinlong.io.omop_mapping import (  # noqa: E402
+    note_nlp_rows,
+    note_result_rows,
+    read_concepts,
+    snippet_for,
+)
 from spacy_clinlong.io.omop_output import (  # noqa: E402
     NOTE_NLP_COLUMNS,
     NoteNlpWriter,
     OutputError,
     database_url,
-    note_nlp_rows,
-    note_result_rows,
-    read_concepts,
-    snippet_for,
 )
 
 NOTE = (

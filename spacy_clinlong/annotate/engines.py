@@ -17,8 +17,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from .job import PLAN_FILE, WORKERS_LOCK, Job, JobError, JobSpec
-from .shard import annotate_shard, can_time_out, load_pipeline
+from .job import WORKERS_LOCK, Job, JobError, JobSpec, open_job
+from .shard import ShardFiles, annotate_shard, can_time_out, load_pipeline
 
 ENGINES = ("local", "ray")
 BAR_FORMAT = "{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} notes [{elapsed}<{remaining}, {rate_fmt}]"
@@ -57,7 +57,7 @@ def run_local(
     """
     spec = job.spec
     if workers == 1:
-        worker = ShardWorker(_fields(spec), str(job.dir), gpu_id, threads, note_timeout)
+        worker = ShardWorker(_fields(spec), _dir(job), gpu_id, threads, note_timeout)
         check_pipeline(worker.nlp, spec)
         for shard in job.pending():
             job.record(worker.annotate(shard, on_notes=bar.update))
@@ -69,7 +69,7 @@ def run_local(
     check_questions(spec)
     args = (
         _fields(spec),
-        str(job.dir),
+        _dir(job),
         gpu_id,
         threads or default_threads(workers),
         note_timeout,
@@ -130,19 +130,33 @@ _WORKER: Optional["ShardWorker"] = None
 _WORKERS_LOCK = None
 
 
+def _dir(job, *, absolute: bool = False) -> Optional[str]:
+    """RETURNS (Optional[str]): The job's work directory for its workers (None: a database OUTPUT)."""
+    if job.worker_dir is None:
+        return None
+    return str(job.worker_dir.resolve() if absolute else job.worker_dir)
+
+
 def _start_worker(
-    spec: Dict[str, Any], work_dir: str, gpu_id: int, threads: int, note_timeout: Optional[float], parent: int
+    spec: Dict[str, Any],
+    work_dir: Optional[str],
+    gpu_id: int,
+    threads: int,
+    note_timeout: Optional[float],
+    parent: int,
 ) -> None:
     global _WORKER, _WORKERS_LOCK
     _die_with_parent(parent)
-    try:
-        import fcntl
-
-        # Held shared until this process ends: a new run of the job waits for it.
-        _WORKERS_LOCK = open(os.path.join(work_dir, WORKERS_LOCK), "a")
-        fcntl.flock(_WORKERS_LOCK, fcntl.LOCK_SH)
-    except ImportError:  # pragma: no cover - not POSIX
-        pass
+    # Held shared until this process ends: a new run of the job waits for it. (A database
+    # OUTPUT has no files a late worker could overwrite: its shards are transactions.)
+    if work_dir is not None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            fcntl = None
+        if fcntl is not None:
+            _WORKERS_LOCK = open(os.path.join(work_dir, WORKERS_LOCK), "a")
+            fcntl.flock(_WORKERS_LOCK, fcntl.LOCK_SH)
     _WORKER = ShardWorker(spec, work_dir, gpu_id, threads, note_timeout)
 
 
@@ -199,7 +213,8 @@ class ShardWorker:
     """One pipeline annotating whole shards: a Ray Data actor, or a local worker process.
 
     spec (Dict[str, Any]): The JobSpec's fields.
-    work_dir (str): The job's work directory (on storage every node can reach).
+    work_dir (Optional[str]): The job's work directory (on storage every node can reach), or
+        None when OUTPUT is a database (each worker writes its shards there).
     gpu_id (int): The GPU to use, -1 for CPU.
     threads (int): Torch threads on CPU.
     note_timeout (Optional[float]): Seconds a note may take (None: no limit).
@@ -208,7 +223,7 @@ class ShardWorker:
     def __init__(
         self,
         spec: Dict[str, Any],
-        work_dir: str,
+        work_dir: Optional[str],
         gpu_id: int,
         threads: int,
         note_timeout: Optional[float] = None,
@@ -216,7 +231,6 @@ class ShardWorker:
         from pathlib import Path
 
         self.spec = JobSpec(**spec)
-        self.work_dir = Path(work_dir)
         self.note_timeout = note_timeout
         self.source = self.spec.open_input()
         self.nlp = load_pipeline(
@@ -225,6 +239,12 @@ class ShardWorker:
             threads=None if gpu_id >= 0 else threads,
             max_chars=self.spec.max_chars,
         )
+        if self.spec.to_database:
+            from .database_job import NoteNlpOutput
+
+            self.output = NoteNlpOutput(self.spec, self.nlp.meta)
+        else:
+            self.output = ShardFiles(Path(work_dir), self.spec.fmt)
 
     def annotate(
         self, shard: Dict[str, Any], on_notes: Optional[Callable[[int], None]] = None
@@ -241,12 +261,17 @@ class ShardWorker:
             )
             self.note_timeout = None
         spec = self.spec
+        written = self.output.written(shard)  # by another process running the same job
+        if written is not None:
+            if on_notes is not None:
+                on_notes(written["notes"] + written["failed"])
+            return written
         return annotate_shard(
             self.nlp,
             self.source,
             shard,
-            work_dir=self.work_dir,
-            fmt=spec.fmt,
+            output=self.output,
+            integer_ids=spec.to_database,
             batch_size=spec.batch_size,
             max_chars=spec.max_chars,
             questions=spec.questions or None,
@@ -320,7 +345,7 @@ def run_ray(
             # Ray hides all but an actor's own GPU, so the one it was given is device 0.
             fn_constructor_kwargs={
                 "spec": _fields(spec, absolute=True),
-                "work_dir": str(job.dir.resolve()),
+                "work_dir": _dir(job, absolute=True),
                 "gpu_id": 0 if gpu else -1,
                 "threads": threads,
                 "note_timeout": note_timeout,
@@ -342,7 +367,9 @@ def _fields(spec: JobSpec, *, absolute: bool = False) -> Dict[str, Any]:
 
     fields = asdict(spec)
     if absolute:
-        for key in ("model", "input", "output"):
+        for key in ("model", "input", "output", "section_concepts", "concepts"):
+            if fields[key] is None:
+                continue
             if Path(fields[key]).exists():
                 fields[key] = str(Path(fields[key]).resolve())
     return fields
@@ -381,15 +408,15 @@ def annotate(
     """
     if engine not in ENGINES:
         raise ValueError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}.")
-    with Job(spec) as job:
+    with open_job(spec) as job:
         if restart:
             job.discard()
-        if not (job.dir / PLAN_FILE).exists():
+        if not job.planned:
             echo(f"Reading {spec.input_name} to plan the job ...")
         job.prepare()
         counts = job.counts()
         if job.complete:
-            echo(f"Already complete: {job.dir}")
+            echo(f"Already complete: {spec.output_name}")
             return job.finish()
         resumed = counts["shards_done"] > 0
         echo(

@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..about import __version__
 from ..io import NoteInput
@@ -56,8 +56,9 @@ class JobSpec:
     model (str): An installed pipeline's name or a path.
     input (str): A directory of .txt, a .jsonl, .csv or .parquet file, or a database URL
         (`sqlite:///notes.db`, `postgresql://user:pass@host/db`).
-    output (str): A directory (shards), or a .jsonl file (one file at the end).
-    fmt (str): "jsonl" or "docbin" (DocBin needs a directory OUTPUT).
+    output (str): A directory (shards), a .jsonl file (one file at the end), or a database URL
+        (OMOP NOTE_NLP rows).
+    fmt (str): "jsonl" or "docbin" (DocBin needs a directory OUTPUT; a database gets rows).
     shard_size (int): Records per shard: the unit of resuming and of Ray work.
     batch_size (int): Notes per nlp.pipe batch.
     max_chars (int): Longer notes are reported as too_long.
@@ -69,6 +70,14 @@ class JobSpec:
     follow_symlinks (bool): Read .txt symlinks that lead outside the input directory.
     table (Optional[str]): Database input: the table or view (`schema.table`); None for "note".
     where (Optional[str]): Database input: an SQL condition the notes must meet.
+    output_schema (Optional[str]): Database output: the schema of NOTE_NLP and the job's
+        tables (OMOP's `cdm`); None for the default.
+    section_concepts (Optional[str]): Database output: a .json/.csv/.tsv file mapping
+        medspaCy section names to section_concept_id.
+    concepts (Optional[str]): Database output: a file mapping terms (lowercase) or labels to
+        note_nlp_concept_id.
+    job_name (Optional[str]): Database output: the job's key in its tables; None for one
+        made from the input (so the same input into the same database is the same job).
     """
 
     model: str
@@ -84,6 +93,10 @@ class JobSpec:
     follow_symlinks: bool = False
     table: Optional[str] = None
     where: Optional[str] = None
+    output_schema: Optional[str] = None
+    section_concepts: Optional[str] = None
+    concepts: Optional[str] = None
+    job_name: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMATS:
@@ -91,8 +104,17 @@ class JobSpec:
         for name in ("shard_size", "batch_size", "max_chars"):
             if getattr(self, name) < 1:
                 raise JobError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        from ..io.database import is_database_url, is_url, redact_url
+
+        for name, value in (("INPUT", self.input), ("OUTPUT", self.output)):
+            if is_url(value) and not is_database_url(value):
+                raise JobError(
+                    f"{name} {redact_url(value)!r} is a URL of a kind annotate does not know: "
+                    "give a path, sqlite:///file.db or postgresql://user@host/db."
+                )
         if self.single_file and self.fmt != "jsonl":
             raise JobError(f"OUTPUT {self.output!r} is a .jsonl file; DocBin shards need a directory.")
+        self._check_output()
         database = self.from_database
         if not database and (self.table is not None or self.where is not None):
             raise JobError("--table and --where apply to a database INPUT (sqlite:///..., postgresql://...).")
@@ -102,6 +124,83 @@ class JobSpec:
             self.text_field = "note_text" if database else "text"
         if database and self.table is None:
             self.table = "note"
+
+    def _check_output(self) -> None:
+        """Refuse database-output options for files, and check a database OUTPUT's URL and maps."""
+        if not self.to_database:
+            given = [
+                flag
+                for flag, value in (
+                    ("--output-schema", self.output_schema),
+                    ("--section-concepts", self.section_concepts),
+                    ("--concepts", self.concepts),
+                    ("--job-name", self.job_name),
+                )
+                if value is not None
+            ]
+            if given:
+                raise JobError(
+                    f"{', '.join(given)} apply to a database OUTPUT (sqlite:///..., postgresql://...)."
+                )
+            return
+        from ..io.omop_output import database_url
+
+        database_url(self.output)  # ValueError: not SQLite or PostgreSQL
+        if self.fmt != "jsonl":
+            raise JobError("--format docbin writes files; a database OUTPUT gets NOTE_NLP rows.")
+        if self.job_name is not None and not 0 < len(self.job_name) <= 255:
+            raise JobError("--job-name must have 1 to 255 characters.")
+        self.concept_maps()
+
+    def concept_maps(self) -> Tuple[Dict[str, int], Dict[str, int]]:
+        """RETURNS (Tuple[Dict[str, int], Dict[str, int]]): The section and term concept maps
+        (empty where not given).
+
+        RAISES (JobError): When a map file is missing or not a map of names to integers.
+        """
+        from ..io.omop_mapping import read_concepts
+
+        maps = []
+        for flag, path in (("--section-concepts", self.section_concepts), ("--concepts", self.concepts)):
+            if path is None:
+                maps.append({})
+                continue
+            if not Path(path).is_file():
+                raise JobError(f"{flag} {path!r} is not a file.")
+            try:
+                maps.append(read_concepts(path))
+            except (ValueError, UnicodeDecodeError) as err:
+                raise JobError(f"{flag}: {err}") from None
+        return maps[0], maps[1]
+
+    @property
+    def to_database(self) -> bool:
+        """RETURNS (bool): Whether OUTPUT is a database URL (NOTE_NLP rows) rather than a path."""
+        from ..io.database import is_database_url
+
+        return is_database_url(self.output)
+
+    @property
+    def output_name(self) -> str:
+        """RETURNS (str): OUTPUT as it may be printed and stored: a URL without its password."""
+        if self.to_database:
+            from ..io.database import redact_url
+
+            return redact_url(self.output)
+        return self.output
+
+    @property
+    def job_key(self) -> str:
+        """RETURNS (str): A database OUTPUT's key for the job: --job-name, else the input's name
+        and a digest of what selects the notes (the same notes into the same database are one job)."""
+        if self.job_name is not None:
+            return self.job_name
+        import hashlib
+
+        source = self.input_name if self.from_database else str(Path(self.input).resolve())
+        selects = json.dumps([source, self.table, self.where, self.id_field, self.text_field])
+        name = self.table if self.from_database else Path(self.input).name
+        return f"{name[:200]}-{hashlib.sha256(selects.encode('utf-8')).hexdigest()[:16]}"
 
     @property
     def from_database(self) -> bool:
@@ -141,7 +240,7 @@ class JobSpec:
     @property
     def single_file(self) -> bool:
         """RETURNS (bool): Whether OUTPUT is one JSONL file (merged from the shards at the end)."""
-        return Path(self.output).suffix.lower() in (".jsonl", ".ndjson")
+        return not self.to_database and Path(self.output).suffix.lower() in (".jsonl", ".ndjson")
 
     @property
     def work_dir(self) -> Path:
@@ -159,13 +258,27 @@ class JobSpec:
         """RETURNS (Dict[str, Any]): What a resumed run must share with the first one,
         the files of the pipeline included (a retrained model is another job)."""
         data = asdict(self)
-        data.pop("output")
+        for where in ("output", "output_schema", "job_name"):  # where the job is, not what it does
+            data.pop(where)
+        # The maps' content, not their paths: the same map elsewhere is the same job. (Files
+        # have none: their job.json keeps the keys it always had.)
+        for key, concepts in zip(("section_concepts", "concepts"), self.concept_maps()):
+            if self.to_database:
+                data[key] = _digest_map(concepts) if concepts else None
+            else:
+                data.pop(key)
         model = Path(self.model)
         data["model"] = str(model.resolve()) if model.exists() else self.model
         data["model_files"] = model_fingerprint(self.model)
         # A database URL is stored without its password (job.json is a plain file).
         data["input"] = self.input_name if self.from_database else str(Path(self.input).resolve())
         return data
+
+
+def _digest_map(concepts: Dict[str, int]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(concepts, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def model_fingerprint(model: str) -> Optional[str]:
@@ -201,6 +314,8 @@ class Job:
     def __init__(self, spec: JobSpec) -> None:
         self.spec = spec
         self.dir = spec.work_dir
+        #: Where workers write shard files (and hold workers.lock).
+        self.worker_dir = self.dir
         self.source = spec.open_input()
         self.shards: List[Dict[str, Any]] = []
         self.done: Dict[int, Dict[str, Any]] = {}
@@ -242,6 +357,11 @@ class Job:
             self._write_plan()
         self.shards = self._read_plan()
         self.done = self._read_manifest()
+
+    @property
+    def planned(self) -> bool:
+        """RETURNS (bool): Whether the job's plan is written."""
+        return (self.dir / PLAN_FILE).exists()
 
     def _lock(self) -> None:
         """Hold the job's lock until this process ends (a kill releases it too).
@@ -419,14 +539,7 @@ class Job:
 
     def counts(self) -> Dict[str, int]:
         """RETURNS (Dict[str, int]): records, notes (good records), bad (found by the scan), notes_done."""
-        return {
-            "records": sum(s["records"] for s in self.shards),
-            "notes": sum(s["notes"] for s in self.shards),
-            "bad": sum(len(s["bad"]) for s in self.shards),
-            "shards": len(self.shards),
-            "shards_done": len(self.done),
-            "notes_done": sum(s["notes"] for s in self.shards if s["shard"] in self.done),
-        }
+        return plan_counts(self.shards, self.done)
 
     def record(self, entry: Dict[str, Any]) -> None:
         """Mark a shard done (its files are already in place): append and fsync its manifest line."""
@@ -499,6 +612,33 @@ class Job:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
+
+
+def plan_counts(shards: List[Dict[str, Any]], done: Dict[int, Any]) -> Dict[str, int]:
+    """A job's progress from its plan and its finished shards.
+
+    shards (List[Dict[str, Any]]): The plan.
+    done (Dict[int, Any]): The finished shards, by number.
+    RETURNS (Dict[str, int]): records, notes (good records), bad (found by the scan),
+        shards, shards_done, notes_done.
+    """
+    return {
+        "records": sum(s["records"] for s in shards),
+        "notes": sum(s["notes"] for s in shards),
+        "bad": sum(len(s["bad"]) for s in shards),
+        "shards": len(shards),
+        "shards_done": sum(1 for s in shards if s["shard"] in done),
+        "notes_done": sum(s["notes"] for s in shards if s["shard"] in done),
+    }
+
+
+def open_job(spec: JobSpec):
+    """RETURNS (Union[Job, DatabaseJob]): The job for the spec's OUTPUT: files or a database."""
+    if spec.to_database:
+        from .database_job import DatabaseJob
+
+        return DatabaseJob(spec)
+    return Job(spec)
 
 
 def _has_size(path: Path, size: int) -> bool:

@@ -10,7 +10,7 @@ its text never leaves this module.
 import hashlib
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from ..io import InputError, NoteInput, RawRecord, id_problem, judge
+from ..io import InputError, NoteInput, RawRecord, id_problem, integer_id, judge
 
 
 def error_entry(record: RawRecord, reason: str, detail: Optional[str] = None) -> Dict[str, Any]:
@@ -30,8 +30,11 @@ def error_entry(record: RawRecord, reason: str, detail: Optional[str] = None) ->
     return entry
 
 
-def id_key(note_id: Any) -> str:
-    """RETURNS (str): The key two ids share when they are duplicates (1 and "1" differ)."""
+def id_key(note_id: Any, *, integer_ids: bool = False) -> str:
+    """RETURNS (str): The key two ids share when they are duplicates: 1 and "1" differ, except
+    where ids must be integers (NOTE_NLP's note_id), and "1" is 1."""
+    if integer_ids:
+        note_id = integer_id(note_id)
     return f"{type(note_id).__name__}:{note_id}"
 
 
@@ -44,7 +47,9 @@ def _digest(digest, record: RawRecord) -> None:
     digest.update(text.encode("utf-8", "surrogatepass") + b"\0\n")
 
 
-def shard_plan(source: NoteInput, *, shard_size: int, max_chars: int) -> Iterator[Dict[str, Any]]:
+def shard_plan(
+    source: NoteInput, *, shard_size: int, max_chars: int, integer_ids: bool = False
+) -> Iterator[Dict[str, Any]]:
     """Scan the whole input once and cut it into shards of `shard_size` records.
 
     Duplicates are found here (the first record with an id is kept), so the
@@ -55,6 +60,7 @@ def shard_plan(source: NoteInput, *, shard_size: int, max_chars: int) -> Iterato
     source (NoteInput): The input.
     shard_size (int): Records per shard (bad ones included).
     max_chars (int): Longest text annotated.
+    integer_ids (bool): Ids must be integers, or strings of one (a database OUTPUT's NOTE_NLP).
     YIELDS (Dict[str, Any]): {"shard", "start" (locator), "records", "notes",
         "bad" (error entries), "digest" (of its records' content)} for each shard, in order.
     """
@@ -73,9 +79,9 @@ def shard_plan(source: NoteInput, *, shard_size: int, max_chars: int) -> Iterato
                 shard["start"] = dict(start, files=[])
         if source.kind == "txt":
             shard["start"]["files"].append(after.pop("file"))
-        reason = judge(record, max_chars)
+        reason = judge(record, max_chars, integer_ids=integer_ids)
         if reason is None:
-            key = id_key(record.id)
+            key = id_key(record.id, integer_ids=integer_ids)
             if key in seen:
                 reason = "duplicate_id"
             elif ordered:
@@ -97,13 +103,14 @@ def shard_plan(source: NoteInput, *, shard_size: int, max_chars: int) -> Iterato
 
 
 def read_shard(
-    source: NoteInput, shard: Dict[str, Any], *, max_chars: int
+    source: NoteInput, shard: Dict[str, Any], *, max_chars: int, integer_ids: bool = False
 ) -> Tuple[List[Tuple[Any, str, int, str]], List[Dict[str, Any]]]:
     """Read one shard of a plan back: its good notes and its bad records.
 
     source (NoteInput): The input the plan was made from.
     shard (Dict[str, Any]): A shard from `shard_plan`.
     max_chars (int): Longest text annotated (as in the plan).
+    integer_ids (bool): As in the plan.
     RETURNS (Tuple[List[Tuple[Any, str, int, str]], List[Dict[str, Any]]]):
         (id, text, index, source) of each good note, and the shard's error entries.
     RAISES (InputError): When the input no longer matches the plan (before
@@ -118,7 +125,7 @@ def read_shard(
             break
         count += 1
         _digest(digest, record)
-        reason = judge(record, max_chars)
+        reason = judge(record, max_chars, integer_ids=integer_ids)
         if record.index in bad:
             if reason is not None and reason != bad[record.index]["reason"]:
                 raise InputError(f"Record {record.index} changed since the job was planned.")

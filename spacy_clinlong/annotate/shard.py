@@ -190,42 +190,96 @@ def _plain_user_data(doc) -> None:
             del doc.user_data[key]
 
 
+class ShardFiles:
+    """A shard's output as files in the work directory: its notes (JSON lines or a DocBin) and
+    its bad records, each written atomically; the manifest line is the job's to append.
+
+    work_dir (Path): Where shard files go.
+    fmt (str): "jsonl" (the JSON view of each doc) or "docbin".
+    """
+
+    def __init__(self, work_dir: Path, fmt: str) -> None:
+        self.work_dir = Path(work_dir)
+        self.fmt = fmt
+
+    def written(self, shard: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """RETURNS (Optional[Dict[str, Any]]): None: the job's manifest says which shards are done."""
+        return None
+
+    def start(self) -> "_ShardFile":
+        """RETURNS (_ShardFile): A shard's notes, collected until `commit`."""
+        return _ShardFile(self.work_dir, self.fmt)
+
+
+class _ShardFile:
+    def __init__(self, work_dir: Path, fmt: str) -> None:
+        from spacy.tokens import DocBin
+
+        self.work_dir, self.fmt = work_dir, fmt
+        self.lines: List[bytes] = []
+        self.docbin = DocBin(store_user_data=True) if fmt == "docbin" else None
+
+    def add(self, note_id: Any, text: str, doc) -> None:
+        from ..integrations.medspacy.doc_json import doc_to_json
+
+        if self.docbin is not None:
+            doc._.note_id = note_id
+            _plain_user_data(doc)
+            self.docbin.add(doc)
+        else:
+            self.lines.append(
+                json.dumps(doc_to_json(doc, note_id), ensure_ascii=False).encode("utf-8") + b"\n"
+            )
+
+    def commit(self, shard: int, errors: List[Dict[str, Any]], counts: Dict[str, int]) -> Dict[str, Any]:
+        error_data = b"".join(json.dumps(e).encode("utf-8") + b"\n" for e in errors)
+        if errors:
+            write_atomic(self.work_dir / errors_file(shard), error_data)
+        data = self.docbin.to_bytes() if self.docbin is not None else b"".join(self.lines)
+        write_atomic(self.work_dir / notes_file(shard, self.fmt), data)
+        return {
+            "shard": shard,
+            **counts,
+            "file": notes_file(shard, self.fmt),
+            "bytes": len(data),
+            "errors_bytes": len(error_data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+
+
 def annotate_shard(
     nlp,
     source: NoteInput,
     shard: Dict[str, Any],
     *,
-    work_dir: Path,
-    fmt: str,
+    output,
     batch_size: int,
     max_chars: int,
     questions: Optional[List[str]] = None,
     on_notes: Optional[Callable[[int], None]] = None,
     note_timeout: Optional[float] = None,
+    integer_ids: bool = False,
 ) -> Dict[str, Any]:
-    """Annotate a shard and write its notes (and its bad records) atomically.
+    """Annotate a shard and write its notes and its bad records (files atomically, or rows in
+    one transaction).
 
     nlp (Language): The pipeline.
     source (NoteInput): The job's input.
     shard (Dict[str, Any]): The shard, as planned.
-    work_dir (Path): Where shard files go.
-    fmt (str): "jsonl" (the JSON view of each doc) or "docbin".
+    output (Union[ShardFiles, NoteNlpOutput]): Where the shard goes.
     batch_size (int): Notes per nlp.pipe batch.
     max_chars (int): Longest text annotated.
     questions (Optional[List[str]]): Asked of every note (for clinlong_qa).
     on_notes (Optional[Callable[[int], None]]): Told how many notes each batch finished.
     note_timeout (Optional[float]): Seconds a note may take; past it the note is a
         `timeout` error. None or 0: no limit.
+    integer_ids (bool): Ids must be integers (as in the plan).
     RETURNS (Dict[str, Any]): The manifest entry: shard, notes (written), failed (raised in
-        the pipeline or timed out), errors (all bad records), file, bytes, errors_bytes, sha256.
+        the pipeline or timed out), errors (all bad records), and the output's own keys
+        (file, bytes, errors_bytes, sha256 for files).
     """
-    from spacy.tokens import DocBin
-
-    from ..integrations.medspacy.doc_json import doc_to_json
-
-    notes, bad = read_shard(source, shard, max_chars=max_chars)
-    lines: List[bytes] = []
-    docbin = DocBin(store_user_data=True) if fmt == "docbin" else None
+    notes, bad = read_shard(source, shard, max_chars=max_chars, integer_ids=integer_ids)
+    out = output.start()
     failed: List[Dict[str, Any]] = []
     for (note_id, text, index, where), doc, error in run_pipeline(
         nlp, notes, batch_size=batch_size, questions=questions, on_notes=on_notes, note_timeout=note_timeout
@@ -236,26 +290,8 @@ def annotate_shard(
                 failed.append(error_entry(record, "timeout", detail=f"{note_timeout:g} s"))
             else:
                 failed.append(error_entry(record, "pipeline_error", detail=error))
-        elif docbin is not None:
-            doc._.note_id = note_id
-            _plain_user_data(doc)
-            docbin.add(doc)
         else:
-            lines.append(json.dumps(doc_to_json(doc, note_id), ensure_ascii=False).encode("utf-8") + b"\n")
+            out.add(note_id, text, doc)
     errors = sorted(bad + failed, key=lambda entry: entry["index"])
-    k = shard["shard"]
-    error_data = b"".join(json.dumps(e).encode("utf-8") + b"\n" for e in errors)
-    if errors:
-        write_atomic(work_dir / errors_file(k), error_data)
-    data = docbin.to_bytes() if docbin is not None else b"".join(lines)
-    write_atomic(work_dir / notes_file(k, fmt), data)
-    return {
-        "shard": k,
-        "notes": len(notes) - len(failed),
-        "failed": len(failed),
-        "errors": len(errors),
-        "file": notes_file(k, fmt),
-        "bytes": len(data),
-        "errors_bytes": len(error_data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-    }
+    counts = {"notes": len(notes) - len(failed), "failed": len(failed), "errors": len(errors)}
+    return out.commit(shard["shard"], errors, counts)

@@ -44,7 +44,11 @@ def annotate_cli(
         help="A directory of .txt notes, a .jsonl, .csv or .parquet file, or a database URL "
         "(sqlite:///notes.db, postgresql://user:pass@host/db) with an OMOP NOTE table",
     ),
-    output: Path = typer.Argument(..., help="A directory (shards), or a .jsonl file (one line per note)"),
+    output: str = typer.Argument(
+        ...,
+        help="A directory (shards), a .jsonl file (one line per note), or a database URL "
+        "(sqlite:///omop.db, postgresql://user:pass@host/db) that gets OMOP NOTE_NLP rows",
+    ),
     engine: str = typer.Option(
         "local", "--engine", help="local (this process) or ray (a Ray Data actor pool)"
     ),
@@ -80,6 +84,26 @@ def annotate_cli(
     where: Optional[str] = typer.Option(
         None, "--where", help="Database INPUT: an SQL condition the notes must meet"
     ),
+    output_schema: Optional[str] = typer.Option(
+        None,
+        "--output-schema",
+        help="Database OUTPUT: the schema of NOTE_NLP and the job's tables (e.g. cdm)",
+    ),
+    section_concepts: Optional[Path] = typer.Option(
+        None,
+        "--section-concepts",
+        help="Database OUTPUT: a .json, .csv or .tsv map of section names to section_concept_id",
+    ),
+    concepts: Optional[Path] = typer.Option(
+        None,
+        "--concepts",
+        help="Database OUTPUT: a .json, .csv or .tsv map of terms (lowercase) or labels to note_nlp_concept_id",
+    ),
+    job_name: Optional[str] = typer.Option(
+        None,
+        "--job-name",
+        help="Database OUTPUT: the job's name in its tables [default: from the input]",
+    ),
     questions: Optional[Path] = typer.Option(
         None, "--questions", help="Questions for every note (one per line, or a JSON list), for clinlong_qa"
     ),
@@ -107,19 +131,19 @@ def annotate_cli(
     up where it stopped; every note ends up in OUTPUT exactly once (--restart
     starts afresh instead). Bad records
     (empty, undecodable, missing or duplicate id, too long, timed out) go to
-    the errors file with the reason; note text is never printed. Ctrl-C or
+    the errors file (or table) with the reason; note text is never printed. Ctrl-C or
     SIGTERM stops it (exit 130 or 143); the finished shards are kept.
     """
     from ..annotate import annotate
     from ..annotate.job import JobError, JobSpec, describe
-    from ..io import InputError
+    from ..io import InputError, is_database_url, redact_url
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         spec = JobSpec(
             model=model,
             input=input_path,
-            output=str(output),
+            output=output,
             fmt=fmt,
             shard_size=shard_size,
             batch_size=batch_size,
@@ -130,6 +154,10 @@ def annotate_cli(
             follow_symlinks=follow_symlinks,
             table=table,
             where=where,
+            output_schema=output_schema,
+            section_concepts=None if section_concepts is None else str(section_concepts),
+            concepts=None if concepts is None else str(concepts),
+            job_name=job_name,
         )
         summary = annotate(
             spec,
@@ -143,12 +171,13 @@ def annotate_cli(
             note_timeout=note_timeout or None,
             echo=typer.echo,
         )
-    except (JobError, InputError, ValueError, OSError) as err:
+    except (JobError, InputError, ValueError, OSError, RuntimeError) as err:
         fail(f"annotate: {err}")
     except (KeyboardInterrupt, _Terminated) as err:
         fail(
             f"annotate: stopped by {'SIGTERM' if isinstance(err, _Terminated) else 'Ctrl-C'}; the finished "
-            f"shards are saved in {str(output)!r}, and the same command resumes the job.",
+            f"shards are saved in {redact_url(output) if is_database_url(output) else output!r}, "
+            "and the same command resumes the job.",
             code=143 if isinstance(err, _Terminated) else 130,
         )
     finally:

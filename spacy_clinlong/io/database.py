@@ -27,6 +27,11 @@ def is_database_url(text: str) -> bool:
     return match is not None and match.group(1) in DRIVERS
 
 
+def is_url(text: str) -> bool:
+    """RETURNS (bool): Whether a path as given is rather a URL (`scheme://...`) of any kind."""
+    return isinstance(text, str) and _SCHEME.match(text) is not None
+
+
 def redact_url(url: Union[str, "URL"]) -> str:
     """The form of a database URL that may appear in a message: every password replaced by ***.
 

@@ -1,10 +1,10 @@
-"""NOTE_NLP out: OMOP CDM v5.4 rows from annotated docs, written one shard per transaction, each shard once.
+"""NOTE_NLP out: OMOP CDM v5.4 rows (see `omop_mapping`) written one shard per transaction, each shard once.
 
-`note_nlp_rows` turns the JSON view of a doc (`doc_to_json`) into NOTE_NLP rows, one per
-entity, and `note_result_rows` its note labels (`doc.cats`) and answers. `NoteNlpWriter`
-writes a shard's rows, results, bad records and manifest row in one transaction, so a
-shard is in the database whole or not at all, and only once: a rerun after a crash, or
-a second process on the same shard, finds the manifest row and writes nothing.
+`NoteNlpWriter` writes a shard's rows, results, bad records and manifest row in one
+transaction, so a shard is in the database whole or not at all, and only once: a rerun
+after a crash, or a second process on the same shard, finds the manifest row and writes
+nothing. A job's identity and plan live in the same database, so any process that can
+reach it can resume the job.
 
 Tables (in the writer's `schema`, e.g. OMOP's `cdm`; each created if missing, an existing
 one used as it is once its columns are checked):
@@ -12,7 +12,9 @@ one used as it is once its columns are checked):
 - `note_nlp`: OMOP CDM v5.4 NOTE_NLP, one row per entity. When created here it gets the
   CDM's primary key on note_nlp_id and its two indexes (note_id, note_nlp_concept_id).
 - `clinlong_job`: job_key (PK), identity (JSON: what the job was run with, for the
-  caller to compare on resume), updated_at.
+  caller to compare on resume), input (JSON: the input's fingerprint), shards (planned),
+  created_at, completed_at and summary (JSON) once the job is complete.
+- `clinlong_plan`: job_key, shard (PK), the shard's plan entry (JSON text).
 - `clinlong_manifest`: one row per shard written: job_key, shard (PRIMARY KEY (job_key,
   shard): the exactly-once guard), notes, failed, errors (the caller's counts),
   note_nlp_rows, results, the shard's first and last note_nlp_id, written_at.
@@ -27,23 +29,18 @@ the table takes (PostgreSQL: `pg_advisory_xact_lock`; SQLite: `BEGIN IMMEDIATE`)
 max(note_nlp_id) + 1 onwards: writers never collide and a shard's ids are consecutive.
 """
 
-import csv
 import json
-import re
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from pathlib import Path
-from types import MappingProxyType
+from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Union
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from ..about import __version__
+from .database import redact_url
 
 # OHDSI/CommonDataModel inst/ddl/5.4/postgresql/OMOPCDM_postgresql_5.4_ddl.sql, in its order (types and
 # NOT NULL as there, except that both ids are BIGINT: the official file says integer, but note ids
@@ -64,17 +61,6 @@ NOTE_NLP_COLUMNS = (
     "term_temporal",
     "term_modifiers",
 )
-#: The ConText flags of `doc_to_json` (is_negated ... without "is_"), in term_modifiers' order.
-FLAGS = ("negated", "historical", "family", "hypothetical", "uncertain")
-#: An entity with any of these flags is not asserted to exist in the patient.
-NOT_PRESENT = ("negated", "hypothetical", "family", "uncertain")
-_EMPTY: Mapping[str, int] = MappingProxyType({})
-_SPACES = re.compile(r"\s+")
-
-
-def _clip(text: str, limit: int) -> str:
-    # PostgreSQL text cannot hold NUL (an escaped \u0000 in JSONL notes would fail the whole shard).
-    return text.replace("\x00", "")[:limit]
 
 
 @dataclass(frozen=True)
@@ -84,6 +70,7 @@ class OutputTables:
     metadata: sa.MetaData
     note_nlp: sa.Table
     job: sa.Table
+    plan: sa.Table
     manifest: sa.Table
     errors: sa.Table
     results: sa.Table
@@ -122,7 +109,18 @@ def build_tables(schema: Optional[str] = None) -> OutputTables:
         md,
         sa.Column("job_key", sa.String(255), primary_key=True),
         sa.Column("identity", sa.JSON, nullable=False),
-        sa.Column("updated_at", sa.DateTime, nullable=False),
+        sa.Column("input", sa.JSON),
+        sa.Column("shards", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("completed_at", sa.DateTime),
+        sa.Column("summary", sa.JSON),
+    )
+    plan = sa.Table(
+        "clinlong_plan",
+        md,
+        sa.Column("job_key", sa.String(255), primary_key=True),
+        sa.Column("shard", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("entry", sa.Text, nullable=False),
     )
     manifest = sa.Table(
         "clinlong_manifest",
@@ -165,154 +163,7 @@ def build_tables(schema: Optional[str] = None) -> OutputTables:
         sa.CheckConstraint("kind IN ('cat', 'answer')", name="ck_clinlong_note_results_kind"),
         sa.Index("idx_clinlong_note_results_note", "job_key", "note_id"),
     )
-    return OutputTables(md, note_nlp, job, manifest, errors, results)
-
-
-def nlp_system_name(meta: Mapping[str, Any]) -> str:
-    """RETURNS (str): NOTE_NLP's nlp_system for a pipeline's meta: "spacy-clinlong 0.1.0: en_x 1.0.0"."""
-    name = f"{meta.get('lang', 'xx')}_{meta.get('name', 'pipeline')}"
-    return f"spacy-clinlong {__version__}: {name} {meta.get('version', '0.0.0')}"[:250]
-
-
-def read_concepts(path: Union[str, Path]) -> Dict[str, int]:
-    """Read a concept map (section name, label or term to an OMOP concept id).
-
-    path (Union[str, Path]): A .json object {"name": id}, or a .csv / .tsv of rows name,id (a
-        header row whose id is not a number is skipped).
-    RETURNS (Dict[str, int]): The map.
-    """
-    path = Path(path)
-    if path.suffix.lower() == ".json":
-        pairs = list(json.loads(path.read_text(encoding="utf-8")).items())
-    else:
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        with open(path, newline="", encoding="utf-8") as handle:
-            pairs = [tuple(row) for row in csv.reader(handle, delimiter=delimiter) if row]
-        if pairs and len(pairs[0]) == 2 and not str(pairs[0][1]).strip().lstrip("-").isdigit():
-            pairs = pairs[1:]
-    out: Dict[str, int] = {}
-    for number, pair in enumerate(pairs, start=1):
-        value = pair[1] if len(pair) == 2 else None
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"{path}: entry {number} is not a name and an integer concept id")
-        out[str(pair[0]).strip()] = value
-    return out
-
-
-def snippet_for(text: str, start: int, end: int, window: int) -> str:
-    """RETURNS (str): At most 250 characters around text[start:end], whitespace collapsed, the
-    entity kept whole where it fits and the context trimmed evenly."""
-    entity = _SPACES.sub(" ", text[start:end]).strip()
-    left = _SPACES.sub(" ", text[max(0, start - window) : start]).lstrip()
-    right = _SPACES.sub(" ", text[end : end + window]).rstrip()
-    room = 250 - len(entity)
-    if room <= 0:
-        return entity[:250]
-    keep_left = min(len(left), max(room // 2, room - len(right)))
-    keep_right = min(len(right), room - keep_left)
-    return (left[len(left) - keep_left :] + entity + right[:keep_right]).strip()
-
-
-def _section_of(ent: Mapping[str, Any], sections: List[Mapping[str, Any]]) -> Optional[str]:
-    if "section" in ent:
-        return ent["section"]
-    for section in reversed(sections):
-        if section["start"] <= ent["start"] < section["end"]:
-            return section["category"]
-    return None
-
-
-def note_nlp_rows(
-    doc_json: Mapping[str, Any],
-    note_id: int,
-    *,
-    nlp_system: str,
-    nlp_date: date,
-    nlp_datetime: Optional[datetime],
-    section_concepts: Mapping[str, int] = _EMPTY,
-    concepts: Mapping[str, int] = _EMPTY,
-    snippet_window: int = 50,
-    text: Optional[str] = None,
-) -> List[Dict[str, Any]]:
-    """Map a doc's entities to NOTE_NLP rows (without note_nlp_id: the writer allocates it).
-
-    doc_json (Mapping[str, Any]): The JSON view of the doc (`doc_to_json`).
-    note_id (int): NOTE.note_id of the note.
-    nlp_system (str): e.g. `nlp_system_name(nlp.meta)`; cut to 250 characters.
-    nlp_date (date): When the pipeline ran.
-    nlp_datetime (Optional[datetime]): The same with its time; an aware one is stored as UTC.
-    section_concepts (Mapping[str, int]): medspaCy section name to section_concept_id (else 0).
-    concepts (Mapping[str, int]): Lowercase term, else label, to note_nlp_concept_id (else 0).
-    snippet_window (int): Characters of context on each side of the entity in the snippet.
-    text (Optional[str]): The note's text, for snippets (else doc_json["text"]; without either
-        the snippet is the entity alone: the JSON view carries no text).
-    RETURNS (List[Dict[str, Any]]): One row per entity, keyed by NOTE_NLP's columns.
-    """
-    if text is None:
-        text = doc_json.get("text")
-    if nlp_datetime is not None and nlp_datetime.tzinfo is not None:
-        # PostgreSQL's timestamp (without time zone) silently drops an offset.
-        nlp_datetime = nlp_datetime.astimezone(timezone.utc).replace(tzinfo=None)
-    sections = doc_json.get("sections") or []
-    rows = []
-    for ent in doc_json.get("entities", []):
-        start, end, label = ent["start"], ent["end"], ent["label"]
-        term = ent.get("text") or (text[start:end] if text is not None else "")
-        flags = {flag: ent[flag] for flag in FLAGS if ent.get(flag) is not None}
-        modifiers = [f"{flag}={str(value).lower()}" for flag, value in flags.items()] + [f"label={label}"]
-        concept = concepts.get(term.lower(), concepts.get(label, 0))
-        section = _section_of(ent, sections)
-        rows.append(
-            {
-                "note_id": note_id,
-                "section_concept_id": section_concepts.get(section, 0) if section else 0,
-                "snippet": _clip(
-                    snippet_for(text, start, end, snippet_window)
-                    if text is not None
-                    else _SPACES.sub(" ", term).strip(),
-                    250,
-                ),
-                "offset": str(start),
-                "lexical_variant": _clip(term, 250),
-                "note_nlp_concept_id": concept,
-                "note_nlp_source_concept_id": 0,
-                "nlp_system": nlp_system[:250],
-                "nlp_date": nlp_date,
-                "nlp_datetime": nlp_datetime,
-                "term_exists": "n" if any(flags.get(flag) for flag in NOT_PRESENT) else "y",
-                "term_temporal": "past" if flags.get("historical") else None,
-                "term_modifiers": ",".join(modifiers)[:2000],
-            }
-        )
-    return rows
-
-
-def note_result_rows(doc_json: Mapping[str, Any], note_id: int) -> List[Dict[str, Any]]:
-    """Map a doc's note labels and answers to `clinlong_note_results` rows.
-
-    doc_json (Mapping[str, Any]): The JSON view of the doc (`doc_to_json`).
-    note_id (int): NOTE.note_id of the note.
-    RETURNS (List[Dict[str, Any]]): One row per label (kind "cat", value its score) and per
-        question (kind "answer"; value, offsets and text None where it has no answer).
-    """
-    rows = []
-    empty = {"answer_start": None, "answer_end": None, "answer_text": None}
-    for label, score in (doc_json.get("cats") or {}).items():
-        rows.append({"note_id": note_id, "kind": "cat", "name": label, "value": float(score), **empty})
-    for item in doc_json.get("answers") or []:
-        answer = item.get("answer")
-        row = {"note_id": note_id, "kind": "answer", "name": item["question"], "value": None, **empty}
-        if answer is not None:
-            row.update(
-                value=answer.get("score"),
-                answer_start=answer["start"],
-                answer_end=answer["end"],
-                answer_text=_clip(answer.get("text") or "", 250),
-            )
-        rows.append(row)
-    return rows
+    return OutputTables(md, note_nlp, job, plan, manifest, errors, results)
 
 
 class OutputError(RuntimeError):
@@ -327,7 +178,7 @@ def database_url(url: Union[str, URL]) -> URL:
         return url.set(drivername="postgresql+psycopg")
     if (backend, driver) in (("postgresql", "psycopg"), ("sqlite", "pysqlite")):
         return url
-    shown = url.render_as_string(hide_password=True)
+    shown = redact_url(url)
     raise ValueError(
         f"{shown}: NOTE_NLP is written to PostgreSQL (psycopg 3) or SQLite, not {url.drivername}"
     )
@@ -360,7 +211,7 @@ class NoteNlpWriter:
         schema (Optional[str]): The tables' schema (OMOP's `cdm`); created if missing on PostgreSQL.
         """
         self.url = database_url(url)
-        self.shown_url = self.url.render_as_string(hide_password=True)
+        self.shown_url = redact_url(self.url)
         self.schema = schema
         self.tables = build_tables(schema)
         self.is_postgres = self.url.get_backend_name() == "postgresql"
@@ -416,27 +267,121 @@ class NoteNlpWriter:
         with self.engine.connect() as conn:
             return set(conn.scalars(sa.select(manifest.c.shard).where(manifest.c.job_key == job_key)))
 
-    def job_identity(self, job_key: str) -> Optional[Dict[str, Any]]:
-        """RETURNS (Optional[Dict[str, Any]]): What the job was recorded as run with, or None."""
+    def job(self, job_key: str) -> Optional[Dict[str, Any]]:
+        """RETURNS (Optional[Dict[str, Any]]): The job's row (identity, input, shards, completed_at,
+        summary), or None for a job not started."""
         job = self.tables.job
         with self.engine.connect() as conn:
-            return conn.scalar(sa.select(job.c.identity).where(job.c.job_key == job_key))
+            row = conn.execute(sa.select(job).where(job.c.job_key == job_key)).mappings().first()
+        return None if row is None else dict(row)
 
-    def set_job_identity(self, job_key: str, identity: Mapping[str, Any]) -> None:
-        """Record (or replace) what a job is run with; comparing it with a rerun's is the caller's.
+    def start_job(
+        self, job_key: str, identity: Mapping[str, Any], input_info: Any, plan: List[Dict[str, Any]]
+    ) -> bool:
+        """Record a job and its plan in one transaction, unless another process did first.
 
         job_key (str): The job.
-        identity (Mapping[str, Any]): Plain JSON data (model, input digest, settings ...).
+        identity (Mapping[str, Any]): Plain JSON data (model, settings ...), compared on resume by the caller.
+        input_info (Any): The input's fingerprint (JSON data).
+        plan (List[Dict[str, Any]]): The shards, each a JSON-able dict with its number under "shard".
+        RETURNS (bool): True if recorded now; False if the job was already there (nothing written).
         """
-        insert = (postgresql if self.is_postgres else sqlite).insert
-        values = {"job_key": job_key, "identity": dict(identity), "updated_at": _utcnow()}
-        statement = insert(self.tables.job).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["job_key"],
-            set_={"identity": values["identity"], "updated_at": values["updated_at"]},
+        t = self.tables
+        row = {
+            "job_key": job_key,
+            "identity": dict(identity),
+            "input": input_info,
+            "shards": len(plan),
+            "created_at": _utcnow(),
+        }
+        try:
+            with self._writing() as conn:
+                self._lock(conn)
+                if conn.scalar(sa.select(t.job.c.job_key).where(t.job.c.job_key == job_key)) is not None:
+                    return False
+                conn.execute(t.job.insert().values(row))
+                if plan:
+                    entries = [
+                        {"job_key": job_key, "shard": entry["shard"], "entry": json.dumps(entry)}
+                        for entry in plan
+                    ]
+                    conn.execute(t.plan.insert(), entries)
+        except IntegrityError:
+            if self.job(job_key) is not None:
+                return False
+            raise
+        except DBAPIError as err:
+            raise _clean_error(err, f"Recording job {job_key!r} in {self.shown_url}") from None
+        return True
+
+    def plan(self, job_key: str) -> List[Dict[str, Any]]:
+        """RETURNS (List[Dict[str, Any]]): The job's shards, in order."""
+        plan = self.tables.plan
+        query = sa.select(plan.c.entry).where(plan.c.job_key == job_key).order_by(plan.c.shard)
+        with self.engine.connect() as conn:
+            return [json.loads(entry) for entry in conn.scalars(query)]
+
+    def written_shard(self, job_key: str, shard: int) -> Optional[Dict[str, Any]]:
+        """RETURNS (Optional[Dict[str, Any]]): The shard's manifest row, or None while it is not written."""
+        manifest = self.tables.manifest
+        query = sa.select(manifest).where(manifest.c.job_key == job_key, manifest.c.shard == shard)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else dict(row)
+
+    def manifest(self, job_key: str) -> Dict[int, Dict[str, Any]]:
+        """RETURNS (Dict[int, Dict[str, Any]]): Each written shard's manifest row, by shard."""
+        manifest = self.tables.manifest
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(manifest).where(manifest.c.job_key == job_key)).mappings()
+            return {row["shard"]: dict(row) for row in rows}
+
+    def error_reasons(self, job_key: str) -> Dict[str, int]:
+        """RETURNS (Dict[str, int]): How many bad records the job has written, by reason."""
+        errors = self.tables.errors
+        query = (
+            sa.select(errors.c.reason, sa.func.count())
+            .where(errors.c.job_key == job_key)
+            .group_by(errors.c.reason)
+            .order_by(errors.c.reason)
+        )
+        with self.engine.connect() as conn:
+            return {reason: n for reason, n in conn.execute(query)}
+
+    def complete_job(self, job_key: str, summary: Mapping[str, Any]) -> None:
+        """Mark a job complete with its summary (counts only)."""
+        job = self.tables.job
+        statement = (
+            job.update().where(job.c.job_key == job_key).values(completed_at=_utcnow(), summary=dict(summary))
         )
         with self._writing() as conn:
             conn.execute(statement)
+
+    def discard_job(self, job_key: str) -> int:
+        """Remove a job and everything it wrote (its NOTE_NLP rows by their recorded id ranges), at once.
+
+        job_key (str): The job.
+        RETURNS (int): The NOTE_NLP rows removed.
+        """
+        t = self.tables
+        m = t.manifest
+        ranges = sa.select(m.c.first_note_nlp_id, m.c.last_note_nlp_id).where(
+            m.c.job_key == job_key, m.c.first_note_nlp_id.is_not(None)
+        )
+        removed = 0
+        try:
+            with self._writing() as conn:
+                self._lock(conn)
+                for first, last in conn.execute(ranges).all():
+                    note_nlp_id = t.note_nlp.c.note_nlp_id
+                    removed += conn.execute(
+                        t.note_nlp.delete().where(note_nlp_id.between(first, last))
+                    ).rowcount
+                for table in (t.results, t.errors, t.manifest, t.plan, t.job):
+                    conn.execute(table.delete().where(table.c.job_key == job_key))
+        except DBAPIError as err:
+            raise _clean_error(err, f"Removing job {job_key!r} from {self.shown_url}") from None
+        return removed
 
     def write_shard(
         self,

@@ -21,7 +21,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .csv_rows import csv_header, csv_rows
 from .jsonl import jsonl_lines
-from .reasons import has_surrogates, id_problem
+from .reasons import has_surrogates, id_problem, integer_id
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 CSV_SUFFIXES = (".csv",)
@@ -62,13 +62,16 @@ def input_kind(path: Path) -> str:
     )
 
 
-def judge(record: RawRecord, max_chars: Optional[int] = None, *, need_id: bool = True) -> Optional[str]:
+def judge(
+    record: RawRecord, max_chars: Optional[int] = None, *, need_id: bool = True, integer_ids: bool = False
+) -> Optional[str]:
     """The reason a record cannot be used, or None (duplicates are judged by the caller).
 
     record (RawRecord): The record as read.
     max_chars (Optional[int]): The longest text allowed; None for no limit.
     need_id (bool): Whether the record needs an id that can be written back
         (annotate's output does; pretraining reads texts only).
+    integer_ids (bool): Whether the id must be an integer (NOTE_NLP's note_id), or a string of one.
     RETURNS (Optional[str]): A key of `REASONS`, or None for a good record.
     """
     if record.reason is not None:
@@ -79,6 +82,8 @@ def judge(record: RawRecord, max_chars: Optional[int] = None, *, need_id: bool =
         problem = id_problem(record.id)
         if problem is not None:
             return problem
+        if integer_ids and integer_id(record.id) is None:
+            return "non_integer_id"
     if not isinstance(record.text, str):
         return "missing_text"
     if has_surrogates(record.text):

@@ -1,5 +1,6 @@
 """Why a record cannot be used: the reason names every reader, `annotate` and `convert` report."""
 
+import re
 from typing import Any, Optional
 
 #: Why a record was not used (the `reason` in annotate's errors file, convert's report and
@@ -9,6 +10,7 @@ REASONS = {
     "undecodable": "the bytes are not UTF-8, or the id or text holds a lone surrogate (e.g. an escaped \\ud83d)",
     "missing_id": "the record has no id (or an empty one)",
     "invalid_id": "the id is not a string or an integer, or an integer outside 64 bits",
+    "non_integer_id": "the id is not an integer or a string of one (NOTE_NLP's note_id is): database OUTPUT only",
     "duplicate_id": "an earlier record has the same id (the first one is annotated)",
     "too_long": "the text is longer than --max-chars",
     "missing_text": "the record has no text field, or it is not a string",
@@ -54,3 +56,20 @@ def id_problem(note_id: Any) -> Optional[str]:
     if isinstance(note_id, bool) or not isinstance(note_id, int):
         return "invalid_id"
     return None if INT_ID_RANGE[0] <= note_id <= INT_ID_RANGE[1] else "invalid_id"
+
+
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
+def integer_id(note_id: Any) -> Optional[int]:
+    """An id as OMOP's integer note_id: an integer, or a string that spells one (no sign but a
+    minus, no leading zero, no spaces), within 64 bits.
+
+    note_id (Any): The id as read.
+    RETURNS (Optional[int]): The integer, or None when the id is not one.
+    """
+    if isinstance(note_id, str) and _DECIMAL.fullmatch(note_id):
+        note_id = int(note_id)
+    if isinstance(note_id, bool) or not isinstance(note_id, int):
+        return None
+    return note_id if INT_ID_RANGE[0] <= note_id <= INT_ID_RANGE[1] else None
