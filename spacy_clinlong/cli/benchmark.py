@@ -167,3 +167,61 @@ def benchmark_cli(
             f"{mem['peak_rss_last_segment_mb']:,.0f} MB at the end ({100 * mem['growth_after_warmup']:+.1f}%)"
         )
     typer.echo(f"Report: {json_path}" + (f", plot: {plot_path}" if plot_path else ""))
+
+
+@app.command("benchmark-omop")
+def benchmark_omop_cli(
+    output: str = typer.Argument(
+        ..., help="The database NOTE_NLP goes into (postgresql://..., sqlite:///...)"
+    ),
+    schema: Optional[str] = typer.Option(None, "--output-schema", help="NOTE_NLP's schema (e.g. cdm)"),
+    rows: int = typer.Option(100_000, "--rows", min=1, help="NOTE_NLP rows to insert, apart from any model"),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Also time a whole annotate job with this pipeline: into JSONL and into OUTPUT"
+    ),
+    input_path: Optional[str] = typer.Option(
+        None, "--input", help="The job's notes: a file, or a database URL with a NOTE table"
+    ),
+    shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Records per shard"),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Notes per nlp.pipe batch"),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Runs of each job, alternating"),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the figures (JSON)"),
+) -> None:
+    """Is writing the bottleneck? NOTE_NLP inserts per second into OUTPUT, and with --model and
+    --input, the same annotate job into JSONL and into OUTPUT, alternating. Every row written
+    is removed afterwards (a job key of its own), so OUTPUT may be the database in use.
+    """
+    from ..annotate import JobError
+    from ..evaluation.bench.omop import insert_rate, job_times
+    from ..io import is_database_url, redact_url
+
+    if not is_database_url(output):
+        raise typer.BadParameter(f"OUTPUT {redact_url(output)!r} is not a sqlite:/// or postgresql:// URL")
+    if (model is None) != (input_path is None):
+        raise typer.BadParameter("--model and --input go together")
+    report: Dict[str, object] = {"output": redact_url(output)}
+    try:
+        report["insert"] = rate = insert_rate(output, schema=schema, rows=rows)
+        typer.echo(
+            f"NOTE_NLP inserts ({rate['backend']}): {rate['rows_per_s']:,} rows/s ({rate['rows']:,} rows)"
+        )
+        if model is not None:
+            report["job"] = job = job_times(
+                model,
+                input_path,
+                output,
+                schema=schema,
+                repeats=repeats,
+                echo=typer.echo,
+                shard_size=shard_size,
+                batch_size=batch_size,
+            )
+            typer.echo(
+                f"annotate job: JSONL {job['jsonl_median_s']:.1f} s, database {job['database_median_s']:.1f} s "
+                f"(median of {repeats}; database / JSONL {job['ratio']:.3f}); "
+                f"{job['notes']:,} notes, {job['note_nlp_rows']:,} NOTE_NLP rows"
+            )
+    except (JobError, ValueError, RuntimeError, OSError) as err:
+        fail(f"benchmark-omop: {err}")
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2))
