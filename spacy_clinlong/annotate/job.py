@@ -183,11 +183,9 @@ class JobSpec:
     @property
     def output_name(self) -> str:
         """RETURNS (str): OUTPUT as it may be printed and stored: a URL without its password."""
-        if self.to_database:
-            from ..io.database import redact_url
+        from ..io.database import shown_name
 
-            return redact_url(self.output)
-        return self.output
+        return shown_name(self.output)
 
     @property
     def job_key(self) -> str:
@@ -212,11 +210,9 @@ class JobSpec:
     @property
     def input_name(self) -> str:
         """RETURNS (str): INPUT as it may be printed and stored: a URL without its password."""
-        if self.from_database:
-            from ..io.database import redact_url
+        from ..io.database import shown_name
 
-            return redact_url(self.input)
-        return self.input
+        return shown_name(self.input)
 
     def open_input(self):
         """RETURNS (Union[NoteInput, DatabaseInput]): The reader of INPUT."""

@@ -136,7 +136,7 @@ def annotate_cli(
     """
     from ..annotate import annotate
     from ..annotate.job import JobError, JobSpec, describe
-    from ..io import InputError, is_database_url, redact_url
+    from ..io import InputError, shown_name
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -176,7 +176,7 @@ def annotate_cli(
     except (KeyboardInterrupt, _Terminated) as err:
         fail(
             f"annotate: stopped by {'SIGTERM' if isinstance(err, _Terminated) else 'Ctrl-C'}; the finished "
-            f"shards are saved in {redact_url(output) if is_database_url(output) else output!r}, "
+            f"shards are saved in {shown_name(output)!r}, "
             "and the same command resumes the job.",
             code=143 if isinstance(err, _Terminated) else 130,
         )

@@ -192,7 +192,7 @@ def benchmark_omop_cli(
     is removed afterwards (a job key of its own), so OUTPUT may be the database in use.
     """
     from ..annotate import JobError
-    from ..evaluation.bench.omop import insert_rate, job_times
+    from ..annotate.omop_benchmark import insert_rate, job_times
     from ..io import is_database_url, redact_url
 
     if not is_database_url(output):

@@ -32,6 +32,12 @@ def is_url(text: str) -> bool:
     return isinstance(text, str) and _SCHEME.match(text) is not None
 
 
+def shown_name(text: str) -> str:
+    """RETURNS (str): A path or URL as it may be printed and stored: a database URL without its
+    password (`redact_url`), a path as given."""
+    return redact_url(text) if is_database_url(text) else text
+
+
 def redact_url(url: Union[str, "URL"]) -> str:
     """The form of a database URL that may appear in a message: every password replaced by ***.
 

@@ -42,7 +42,7 @@ def insert_rate(
     shards (int): Transactions they are written in.
     RETURNS (Dict[str, Any]): backend, rows, seconds, rows_per_s.
     """
-    from ...io.omop_output import NoteNlpWriter
+    from ..io.omop_output import NoteNlpWriter
 
     writer = NoteNlpWriter(url, schema=schema)
     key = _key("insert")
@@ -99,8 +99,9 @@ def job_times(
     RETURNS (Dict[str, Any]): jsonl_s and database_s (each run, seconds), their medians,
         ratio (database / JSONL median), notes, note_nlp_rows.
     """
-    from ...annotate import JobSpec, annotate
-    from ...io.omop_output import NoteNlpWriter
+    from ..io.omop_output import NoteNlpWriter
+    from .engines import annotate
+    from .job import JobSpec
 
     times: Dict[str, List[float]] = {"jsonl": [], "database": []}
     summary: Dict[str, Any] = {}
