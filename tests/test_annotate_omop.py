@@ -331,3 +331,33 @@ def test_ray_engine_writes_the_rows_of_the_local_engine(medspacy_pipeline, tmp_p
         _run={"engine": "ray", "workers": 2},
     )
     assert summary["notes"] == 200 and note_nlp(ray) == note_nlp(local)
+
+
+def test_benchmark_omop_times_inserts_and_a_job_and_leaves_no_rows(medspacy_pipeline, db, tmp_path):
+    url, schema = db
+    make_notes(url, 40)
+    figures = tmp_path / "omop.json"
+    args = ["benchmark-omop", url, "--rows", "2000", "--model", str(medspacy_pipeline), "--input", url]
+    args += ["--shard-size", "10", "--repeats", "2", "--json", str(figures)]
+    if schema:
+        args += ["--output-schema", schema]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(figures.read_text())
+    insert, job = report["insert"], report["job"]
+    assert insert["rows"] == 2000 and insert["rows_per_s"] > 0
+    assert insert["backend"] == url.split(":")[0].split("+")[0]
+    assert len(job["jsonl_s"]) == len(job["database_s"]) == 2
+    assert job["notes"] == 40 and job["note_nlp_rows"] > 40
+    assert job["ratio"] == pytest.approx(job["database_median_s"] / job["jsonl_median_s"], rel=0.01)
+    assert "rows/s" in result.output and "database / JSONL" in result.output
+    # Every row it wrote is gone: NOTE_NLP, the package's tables and their jobs.
+    assert note_nlp(url, schema) == []
+    for table in (
+        "clinlong_job",
+        "clinlong_plan",
+        "clinlong_manifest",
+        "clinlong_errors",
+        "clinlong_note_results",
+    ):
+        assert query(url, f"SELECT * FROM {table}", schema) == []
