@@ -292,6 +292,7 @@ def create_long_transformer_model_v1(
     gradient_checkpointing: bool = False,
     attention: str = "fast",
     torch_compile: bool = False,
+    quantize: Optional[str] = None,
 ) -> LongBatchT:
     """A Hugging Face encoder over whole clinical notes, for spacy-transformers'
     `transformer` component.
@@ -312,6 +313,8 @@ def create_long_transformer_model_v1(
         BigBird and ModernBERT need (same weights and outputs as Hugging
         Face's, less time and memory), "hf" for its own.
     torch_compile (bool): torch.compile each encoder layer once loaded.
+    quantize (Optional[str]): "int8" to predict on CPU with int8 Linear layers
+        (dynamic quantization; training and saved weights stay fp32); null: fp32.
     RETURNS (Model[List[Doc], FullTransformerBatch]): The model.
     """
     return LongTransformerModel(
@@ -328,5 +331,6 @@ def create_long_transformer_model_v1(
             gradient_checkpointing=gradient_checkpointing,
             attention=attention,
             torch_compile=torch_compile,
+            quantize=quantize,
         )
     )

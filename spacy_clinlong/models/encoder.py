@@ -41,6 +41,9 @@ class EncoderSettings:
         Face's own.
     torch_compile (bool): torch.compile each encoder layer (dynamic shapes)
         once loaded; the first notes of each new shape pay for compiling.
+    quantize (Optional[str]): "int8": predict on CPU through a copy of the
+        encoder with dynamically quantized Linear layers (training and saving
+        stay fp32); None: fp32.
     """
 
     name: str
@@ -55,6 +58,7 @@ class EncoderSettings:
     gradient_checkpointing: bool = False
     attention: str = "fast"
     torch_compile: bool = False
+    quantize: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.get_spans is None:
@@ -77,6 +81,7 @@ class EncoderSettings:
             auto_cls=auto_cls,
             attention=self.attention,
             torch_compile=self.torch_compile,
+            quantize=self.quantize,
         )
 
     def model_attrs(self) -> Dict[str, Any]:
@@ -405,7 +410,11 @@ def encode_windows(
     """
     if batches is None:
         batches = plan_windows(model, windows)
-    transformer = model.transformer
+    if is_train:
+        model.shim.drop_prediction_copy()
+        transformer = model.transformer
+    else:
+        transformer = model.shim.prediction_model()
     facts = model.facts
     outputs: List[torch.Tensor] = []
     where: Dict[int, Tuple[int, int]] = {}

@@ -356,6 +356,7 @@ def create_long_qa_model_v1(
     gradient_checkpointing: bool = False,
     attention: str = "fast",
     torch_compile: bool = False,
+    quantize: Optional[str] = None,
 ) -> Model[List[QAQuery], QAOutput]:
     """An extractive QA model over whole notes, for the `clinlong_qa` component.
 
@@ -379,6 +380,8 @@ def create_long_qa_model_v1(
         BigBird and ModernBERT need (same weights and outputs as Hugging
         Face's, less time and memory), "hf" for its own.
     torch_compile (bool): torch.compile each encoder layer once loaded.
+    quantize (Optional[str]): "int8" to predict on CPU with int8 Linear layers
+        (dynamic quantization; training and saved weights stay fp32); null: fp32.
     RETURNS (Model[List[QAQuery], QAOutput]): The model.
     """
     return LongQAModel(
@@ -394,6 +397,7 @@ def create_long_qa_model_v1(
             gradient_checkpointing=gradient_checkpointing,
             attention=attention,
             torch_compile=torch_compile,
+            quantize=quantize,
         ),
         max_query_length=max_query_length,
         backprop_wordpieces=backprop_wordpieces,

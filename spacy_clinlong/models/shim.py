@@ -5,6 +5,7 @@ safetensors weights), so a pipeline saved with `nlp.to_disk` loads offline
 with exactly the loading code a hub checkpoint goes through.
 """
 
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -26,6 +27,8 @@ class LongHFShim(PyTorchShim):
         ModernBERT attention (same weights, same outputs), "hf" for Hugging
         Face's own.
     torch_compile (bool): torch.compile each encoder layer once loaded.
+    quantize (Optional[str]): "int8": predict on CPU through a dynamically
+        quantized copy of the encoder (quantize.py); None: fp32.
     """
 
     def __init__(
@@ -37,8 +40,11 @@ class LongHFShim(PyTorchShim):
         auto_cls: Optional[str] = None,
         attention: str = "fast",
         torch_compile: bool = False,
+        quantize: Optional[str] = None,
     ):
         self._hfmodel = model
+        self._quantize = quantize
+        self._prediction_copy = None
         self._auto_cls = auto_cls
         self._attention = attention
         self._torch_compile = torch_compile
@@ -77,6 +83,34 @@ class LongHFShim(PyTorchShim):
         self._model = transformer
         self._hfmodel.tokenizer = tokenizer
         self._hfmodel.transformer = transformer
+        self._prediction_copy = None
+
+    def prediction_model(self):
+        """The encoder to predict with: the fp32 one, or with `quantize = "int8"`
+        on CPU its int8 copy, made on first use after loading or an update.
+
+        RETURNS (PreTrainedModel): The encoder.
+        """
+        transformer = self._hfmodel.transformer
+        if getattr(self, "_quantize", None) is None or transformer is None:
+            return transformer
+        if self._prediction_copy is None:
+            from .quantize import int8_copy
+
+            device = next(transformer.parameters()).device
+            if device.type != "cpu":
+                _warn_not_cpu(device.type)
+                return transformer
+            self._prediction_copy = int8_copy(transformer)
+        return self._prediction_copy
+
+    def drop_prediction_copy(self) -> None:
+        """Forget the int8 copy: the fp32 weights are about to change (training)."""
+        self._prediction_copy = None
+
+    def finish_update(self, optimizer) -> None:
+        self._prediction_copy = None
+        super().finish_update(optimizer)
 
     def to_bytes(self) -> bytes:
         hf = self._hfmodel
@@ -132,6 +166,7 @@ def new_shim(
     auto_cls: Optional[str] = None,
     attention: str = "fast",
     torch_compile: bool = False,
+    quantize: Optional[str] = None,
 ) -> LongHFShim:
     """Check the settings every long-span model shares and make its (empty)
     shim; the weights load later, at initialize or from_disk.
@@ -145,9 +180,11 @@ def new_shim(
     auto_cls (Optional[str]): The transformers Auto class; None for AutoModel.
     attention (str): "fast" (spacy-clinlong's attention paths) or "hf".
     torch_compile (bool): torch.compile each encoder layer once loaded.
+    quantize (Optional[str]): None (fp32) or "int8" (prediction on CPU).
     RETURNS (LongHFShim): The shim.
     """
     from .attention import ATTENTION_CHOICES
+    from .quantize import check_quantize
 
     if attention not in ATTENTION_CHOICES:
         raise ValueError(f"attention must be one of {ATTENTION_CHOICES}, got {attention!r}")
@@ -155,6 +192,8 @@ def new_shim(
         raise ValueError(f"max_length must be >= 0 (0 or null: the model's own), got {max_length}")
     if batch_wordpieces < 1:
         raise ValueError(f"batch_wordpieces must be >= 1, got {batch_wordpieces}")
+    if check_quantize(quantize) and torch_compile:
+        raise ValueError("quantize = 'int8' and torch_compile = true cannot be combined: choose one")
     hf = HFObjects(None, None, None, dict(tokenizer_config), dict(transformer_config))
     return LongHFShim(
         hf,
@@ -163,7 +202,20 @@ def new_shim(
         auto_cls=auto_cls,
         attention=attention,
         torch_compile=torch_compile,
+        quantize=quantize,
     )
+
+
+_WARNED_DEVICES = set()
+
+
+def _warn_not_cpu(device_type: str) -> None:
+    if device_type not in _WARNED_DEVICES:
+        _WARNED_DEVICES.add(device_type)
+        warnings.warn(
+            f"quantize = 'int8' applies on CPU only; the encoder on {device_type} predicts in its own precision",
+            stacklevel=3,
+        )
 
 
 class HFModelAccess:

@@ -35,6 +35,7 @@ def create_tok2vec_long_transformer_v1(
     gradient_checkpointing: bool = False,
     attention: str = "fast",
     torch_compile: bool = False,
+    quantize: Optional[str] = None,
 ) -> Model[List[Doc], List[Floats2d]]:
     """A component's own long-span transformer, giving one vector per token.
 
@@ -59,6 +60,7 @@ def create_tok2vec_long_transformer_v1(
             gradient_checkpointing=gradient_checkpointing,
             attention=attention,
             torch_compile=torch_compile,
+            quantize=quantize,
         )
     )
     # A chain of a chain, the structure replace_listener gives (see

@@ -1,0 +1,141 @@
+"""`quantize = "int8"`: prediction on CPU through an int8 copy of the encoder."""
+
+import re
+
+import numpy
+import pytest
+import spacy
+from spacy.training import Example
+
+from spacy_clinlong.corpus import generate_notes, note_to_doc
+from spacy_clinlong.models.quantize import is_quantized
+
+ARCHS = ["longformer", "bigbird", "modernbert", "bert"]
+
+
+@pytest.fixture(scope="module")
+def notes():
+    return generate_notes(4, seed=5)
+
+
+def _cosine(a, b):
+    a, b = a.ravel(), b.ravel()
+    return float(a @ b / (numpy.linalg.norm(a) * numpy.linalg.norm(b)))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_int8_predicts_close_to_fp32_and_keeps_the_fp32_encoder(trf_nlp, tiny_models, notes, arch):
+    fp32 = trf_nlp(tiny_models(arch))
+    int8 = trf_nlp(tiny_models(arch), quantize="int8")
+    text = notes[0]["text"]
+    a = fp32(text)._.trf_data
+    b = int8(text)._.trf_data
+    model = int8.get_pipe("transformer").model
+    assert is_quantized(model.shim.prediction_model())
+    assert not is_quantized(model.transformer), "training and saving use the fp32 encoder"
+    assert numpy.array_equal(a.align.dataXd, b.align.dataXd)
+    ha, hb = a.model_output.last_hidden_state, b.model_output.last_hidden_state
+    assert ha.shape == hb.shape and hb.dtype == numpy.float32
+    assert not numpy.array_equal(ha, hb), "int8 must change the arithmetic"
+    assert _cosine(ha, hb) > 0.99
+
+
+def test_the_setting_is_saved_and_the_weights_stay_fp32(trf_nlp, tiny_models, notes, tmp_path):
+    nlp = trf_nlp(tiny_models("longformer"), quantize="int8")
+    text = notes[1]["text"]
+    before = nlp(text)._.trf_data.model_output.last_hidden_state
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.config["components"]["transformer"]["model"]["quantize"] == "int8"
+    model = loaded.get_pipe("transformer").model
+    assert not is_quantized(model.transformer)
+    after = loaded(text)._.trf_data.model_output.last_hidden_state
+    assert is_quantized(model.shim.prediction_model())
+    assert numpy.array_equal(before, after)
+    # Switched off at load, the same saved pipeline predicts in fp32.
+    plain = spacy.load(
+        tmp_path / "pipeline", config={"components": {"transformer": {"model": {"quantize": None}}}}
+    )
+    fp32 = plain(text)._.trf_data.model_output.last_hidden_state
+    assert (
+        plain.get_pipe("transformer").model.shim.prediction_model()
+        is plain.get_pipe("transformer").model.transformer
+    )
+    assert not numpy.array_equal(before, fp32) and _cosine(before, fp32) > 0.99
+
+
+def test_training_updates_the_fp32_weights_and_renews_the_int8_copy(tiny_models, notes):
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-clinlong.LongTransformerModel.v1",
+                "name": str(tiny_models("longformer")),
+                "quantize": "int8",
+            }
+        },
+    )
+    nlp.add_pipe(
+        "ner",
+        config={
+            "model": {
+                "tok2vec": {
+                    "@architectures": "spacy-transformers.TransformerListener.v1",
+                    "pooling": {"@layers": "reduce_mean.v1"},
+                }
+            }
+        },
+    )
+    docs = [note_to_doc(nlp, note) for note in notes]
+    examples = [Example(nlp.make_doc(doc.text), doc) for doc in docs]
+    nlp.initialize(lambda: examples)
+    model = nlp.get_pipe("transformer").model
+    nlp(notes[0]["text"])
+    first_copy = model.shim.prediction_model()
+    assert is_quantized(first_copy)
+    before = [p.detach().clone() for p in model.transformer.parameters()]
+    sgd = nlp.create_optimizer()
+    for _ in range(2):
+        nlp.update(examples, sgd=sgd)
+    assert not is_quantized(model.transformer)
+    after = list(model.transformer.parameters())
+    assert any(not numpy.array_equal(a.numpy(), b.detach().numpy()) for a, b in zip(before, after))
+    second_copy = model.shim.prediction_model()
+    assert second_copy is not first_copy and is_quantized(second_copy)
+    assert second_copy is model.shim.prediction_model(), "made once per update"
+
+
+def test_qa_predicts_in_int8(tiny_models, notes):
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "clinlong_qa",
+        config={
+            "null_threshold": -1e9,
+            "model": {
+                "name": str(tiny_models("longformer")),
+                "max_length": 256,
+                "get_spans": {"overlap": 64},
+                "quantize": "int8",
+            },
+        },
+    )
+    nlp.initialize()
+    doc = nlp.make_doc(notes[0]["text"])
+    questions = [qa["question"] for qa in notes[0]["qas"][:2]]
+    ranked = nlp.get_pipe("clinlong_qa").ask(doc, questions, top_k=1)
+    assert len(ranked) == 2 and all(answers for answers in ranked)
+    assert is_quantized(nlp.get_pipe("clinlong_qa").model.shim.prediction_model())
+
+
+@pytest.mark.parametrize(
+    "setting,message",
+    [
+        ({"quantize": "int4"}, re.escape("quantize must be null (fp32) or 'int8', got 'int4'")),
+        ({"quantize": "int8", "torch_compile": True}, "cannot be combined"),
+    ],
+)
+def test_bad_settings_are_refused_in_one_line(trf_nlp, tiny_models, setting, message):
+    with pytest.raises(ValueError, match=message) as err:
+        trf_nlp(tiny_models("longformer"), **setting)
+    assert "\n" not in str(err.value)
