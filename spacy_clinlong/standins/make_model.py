@@ -10,8 +10,10 @@ Two sizes:
 
 - `base` has the exact shape of the real checkpoint (layers, widths, heads,
   attention pattern, positions, vocab_size, special ids), so speed and memory
-  measured on it are the real model's. The tokenizer trained on a small corpus
-  has fewer tokens than the config's vocab_size: the extra embedding rows are
+  measured on it are the real model's. Its tokenizer also learns the package's
+  clinical word list (standins/wordfreq.py), so it cuts real notes into about
+  as many wordpieces as the real checkpoints do (docs/standins.md). It has
+  fewer tokens than the config's vocab_size: the extra embedding rows are
   never indexed, and every special-token id still matches the config.
 - `tiny` keeps each architecture's mechanics (Longformer sliding + global
   attention, BigBird block-sparse, ModernBERT local/global layers) at hidden 64,
@@ -20,15 +22,16 @@ Two sizes:
     python -m spacy_clinlong make-model --arch longformer --size tiny models/tiny-longformer
 
 The same arch, size, seed and texts give byte-identical files. The tokenizer
-depends only on the texts (by default the package's synthetic notes), the
-weights on the seed.
+depends only on the texts (by default the package's synthetic notes, and for
+base the word list), the weights on the seed.
 """
 
 import functools
 import json
 import os
+import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import torch
 from transformers import (
@@ -250,6 +253,30 @@ def default_texts(n: int = DEFAULT_NOTES) -> Tuple[str, ...]:
     return tuple(note["text"] for note in generate_notes(n, seed=0))
 
 
+def default_word_counts(size: str) -> List[Tuple[str, int]]:
+    """The words a default build adds to the synthetic notes: the shipped
+    clinical word list for base, none for tiny (its 4,000 tokens serve the
+    synthetic notes of tests and demos).
+
+    size (str): "base" or "tiny".
+    RETURNS (List[Tuple[str, int]]): (word, count) pairs; empty for tiny, and
+        with a warning for base when the list is missing from the install.
+    """
+    # Imported here so that `python -m spacy_clinlong.standins.wordfreq` runs cleanly.
+    from .wordfreq import WORDS_FILE, read_word_counts
+
+    if size != "base":
+        return []
+    if not WORDS_FILE.exists():
+        warnings.warn(
+            f"{WORDS_FILE.name} is missing from this install: the base tokenizer learns the "
+            "synthetic notes only and cuts real notes into about 1.5x the real checkpoint's wordpieces",
+            stacklevel=3,
+        )
+        return []
+    return read_word_counts(WORDS_FILE)
+
+
 def _prepare_dir(output_dir: Path) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     if (output_dir / BUILD_FILE).exists():
@@ -277,11 +304,12 @@ def build_model(
         empty or hold an earlier build, whose files are replaced.
     seed (int): Seed of the random weights.
     texts (Optional[Iterable[str]]): Tokenizer training texts; None uses the
-        package's synthetic notes.
+        package's synthetic notes, and for base also its clinical word list.
     attention_window (Optional[int]): Longformer's sliding window (see make_config).
     RETURNS (Path): output_dir, loadable with AutoTokenizer/AutoModel.from_pretrained.
     """
     make_config(arch, size, attention_window=attention_window)  # fail on bad settings before any work
+    word_counts = default_word_counts(size) if texts is None else []
     texts = list(default_texts() if texts is None else texts)
     kinds = sorted({type(text).__name__ for text in texts if not isinstance(text, str)})
     if kinds:
@@ -299,6 +327,7 @@ def build_model(
         output_dir,
         vocab_size=TOKENIZER_VOCAB[(arch, size)],
         model_max_length=MAX_LENGTH[arch],
+        word_counts=word_counts,
     )
     # base keeps the real vocab_size; tiny fits the tokenizer, rounded up to a
     # multiple of 8 for tensor-core friendly embedding shapes.
@@ -323,6 +352,9 @@ def build_model(
             "tokenizer_class": type(tokenizer).__name__,
             "tokenizer_texts": len(texts),
             "tokenizer_chars": sum(len(text) for text in texts),
+            # Distinct words of the word list learned besides the texts (0: none).
+            "tokenizer_words": len(word_counts),
+            "tokenizer_word_list": "mtsamples_words.tsv.gz" if word_counts else None,
         }
     )
     _write_record(output_dir, record)

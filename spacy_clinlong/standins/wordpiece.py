@@ -25,7 +25,7 @@ import json
 import string
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import sentencepiece
 from tokenizers import (
@@ -54,6 +54,7 @@ ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 MODERNBERT_SPECIALS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
 BIGBIRD_IDS = {"<pad>": 0, "<s>": 1, "</s>": 2, "[CLS]": 65, "[SEP]": 66, "[MASK]": 67, "<unk>": 100}
 BERT_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
+WordCounts = Sequence[Tuple[str, int]]
 
 # Characters every tokenizer gets a piece for even when the training text lacks
 # them: a small synthetic corpus must not turn "°", "µg" or "é" into [UNK] words.
@@ -85,6 +86,14 @@ def _primer() -> List[str]:
     return [f"{c} x{c}" for c in ALPHABET]
 
 
+def _with_words(texts: Sequence[str], word_counts: WordCounts) -> List[str]:
+    """Training texts for the BPE and WordPiece trainers: texts, then word_counts
+    as lines of words, each word as often as its count (they take no counts)."""
+    from .wordfreq import word_lines
+
+    return list(texts) + list(word_lines(word_counts))
+
+
 def _save_and_reload(tokenizer: PreTrainedTokenizerFast, output_dir: Path) -> PreTrainedTokenizerFast:
     tokenizer.save_pretrained(str(output_dir))
     # Load back the way users will, so what we return is what the files say.
@@ -92,7 +101,12 @@ def _save_and_reload(tokenizer: PreTrainedTokenizerFast, output_dir: Path) -> Pr
 
 
 def train_longformer(
-    texts: Sequence[str], output_dir: Path, *, vocab_size: int, model_max_length: int
+    texts: Sequence[str],
+    output_dir: Path,
+    *,
+    vocab_size: int,
+    model_max_length: int,
+    word_counts: WordCounts = (),
 ) -> PreTrainedTokenizerFast:
     """Train a RoBERTa-style byte-level BPE tokenizer (LongformerTokenizerFast).
 
@@ -100,6 +114,7 @@ def train_longformer(
     output_dir (Path): Directory to save the tokenizer files into.
     vocab_size (int): Most tokens before <mask>, the four specials included.
     model_max_length (int): Longest input the model accepts, in tokens.
+    word_counts (Sequence[Tuple[str, int]]): More training words, as (word, count).
     RETURNS (PreTrainedTokenizerFast): The tokenizer loaded back from output_dir.
     """
     bpe = Tokenizer(models.BPE())
@@ -112,7 +127,7 @@ def train_longformer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(texts, trainer)
+    bpe.train_from_iterator(_with_words(texts, word_counts), trainer)
     with tempfile.TemporaryDirectory() as tmp:
         vocab_file, merges_file = bpe.model.save(tmp)
         # <mask> belongs in vocab.json as the last id, as in roberta-base; left
@@ -127,7 +142,12 @@ def train_longformer(
 
 
 def train_bigbird(
-    texts: Sequence[str], output_dir: Path, *, vocab_size: int, model_max_length: int
+    texts: Sequence[str],
+    output_dir: Path,
+    *,
+    vocab_size: int,
+    model_max_length: int,
+    word_counts: WordCounts = (),
 ) -> PreTrainedTokenizerFast:
     """Train a SentencePiece unigram model (spiece.model, BigBirdTokenizerFast).
 
@@ -136,6 +156,7 @@ def train_bigbird(
     vocab_size (int): Most pieces, reserved ids included; a soft limit, so a
         small corpus gives fewer.
     model_max_length (int): Longest input the model accepts, in tokens.
+    word_counts (Sequence[Tuple[str, int]]): More training words, as (word, count).
     RETURNS (PreTrainedTokenizerFast): The tokenizer loaded back from output_dir.
     """
     layout = reserved_layout(BIGBIRD_IDS)
@@ -145,6 +166,14 @@ def train_bigbird(
     control = [tok for tok in layout if tok not in fixed]
     # SentencePiece skips lines over max_sentence_length bytes, so feed lines.
     lines = [line for text in texts for line in text.splitlines() if line.strip()]
+    # Set only with word_counts: spiece.model records it, and without them the
+    # file stays byte for byte what it was before word_counts existed.
+    options = {}
+    if word_counts:
+        # As `sentence<TAB>count` lines SentencePiece reads each word once, not count times.
+        lines = [line.replace("\t", " ") + "\t1" for line in lines]
+        lines += [f"{word}\t{count}" for word, count in word_counts]
+        options["input_format"] = "tsv"
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(lines),
@@ -168,6 +197,7 @@ def train_bigbird(
         shuffle_input_sentence=False,
         input_sentence_size=0,
         minloglevel=2,
+        **options,
     )
     with tempfile.TemporaryDirectory() as tmp:
         vocab_file = Path(tmp) / "spiece.model"
@@ -177,7 +207,12 @@ def train_bigbird(
 
 
 def train_modernbert(
-    texts: Sequence[str], output_dir: Path, *, vocab_size: int, model_max_length: int
+    texts: Sequence[str],
+    output_dir: Path,
+    *,
+    vocab_size: int,
+    model_max_length: int,
+    word_counts: WordCounts = (),
 ) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer.json like answerdotai/ModernBERT-base's.
 
@@ -189,6 +224,7 @@ def train_modernbert(
     output_dir (Path): Directory to save the tokenizer files into.
     vocab_size (int): Id of the first special token.
     model_max_length (int): Longest input the model accepts, in tokens.
+    word_counts (Sequence[Tuple[str, int]]): More training words, as (word, count).
     RETURNS (PreTrainedTokenizerFast): The tokenizer loaded back from output_dir.
     """
     bpe = Tokenizer(models.BPE())
@@ -199,7 +235,7 @@ def train_modernbert(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(texts, trainer)
+    bpe.train_from_iterator(_with_words(texts, word_counts), trainer)
     learned = json.loads(bpe.to_str())["model"]
     vocab: Dict[str, int] = dict(learned["vocab"])
     # Fillers have no merge that produces them, so the model never emits them.
@@ -239,7 +275,12 @@ def train_modernbert(
 
 
 def train_bert(
-    texts: Sequence[str], output_dir: Path, *, vocab_size: int, model_max_length: int
+    texts: Sequence[str],
+    output_dir: Path,
+    *,
+    vocab_size: int,
+    model_max_length: int,
+    word_counts: WordCounts = (),
 ) -> PreTrainedTokenizerFast:
     """Train a cased WordPiece vocab.txt (BertTokenizerFast, do_lower_case=False).
 
@@ -247,6 +288,7 @@ def train_bert(
     output_dir (Path): Directory to save the tokenizer files into.
     vocab_size (int): Most entries, the 104 reserved ones included.
     model_max_length (int): Longest input the model accepts, in tokens.
+    word_counts (Sequence[Tuple[str, int]]): More training words, as (word, count).
     RETURNS (PreTrainedTokenizerFast): The tokenizer loaded back from output_dir.
     """
     wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
@@ -255,7 +297,7 @@ def train_bert(
         clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
     )
     wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    texts = list(texts) + _primer()
+    texts = _with_words(texts, word_counts) + _primer()
     # The trainer numbers "##c" pieces in hash-map order, and ids break ties
     # between equally frequent merges, so two runs could learn different
     # vocabularies. Listing every "##c" up front, sorted, fixes their ids.
@@ -284,7 +326,13 @@ TRAINERS: Dict[str, Callable[..., PreTrainedTokenizerFast]] = {
 
 
 def train_tokenizer(
-    arch: str, texts: Sequence[str], output_dir: Path, *, vocab_size: int, model_max_length: int
+    arch: str,
+    texts: Sequence[str],
+    output_dir: Path,
+    *,
+    vocab_size: int,
+    model_max_length: int,
+    word_counts: WordCounts = (),
 ) -> PreTrainedTokenizerFast:
     """Train the tokenizer kind of `arch` and save it into output_dir.
 
@@ -293,8 +341,15 @@ def train_tokenizer(
     output_dir (Path): Directory to save the tokenizer files into.
     vocab_size (int): Vocabulary target; see each train_* function.
     model_max_length (int): Longest input the model accepts, in tokens.
+    word_counts (Sequence[Tuple[str, int]]): More training words, as (word, count).
     RETURNS (PreTrainedTokenizerFast): The tokenizer loaded back from output_dir.
     """
     if arch not in TRAINERS:
         raise ValueError(f"Unknown arch {arch!r}; expected one of {sorted(TRAINERS)}")
-    return TRAINERS[arch](texts, Path(output_dir), vocab_size=vocab_size, model_max_length=model_max_length)
+    return TRAINERS[arch](
+        texts,
+        Path(output_dir),
+        vocab_size=vocab_size,
+        model_max_length=model_max_length,
+        word_counts=word_counts,
+    )
