@@ -37,7 +37,7 @@ def test_context_flags_and_sections_on_the_pipeline_entities():
     nlp = add_medspacy(ruler_pipeline())
     assert nlp.pipe_names == [
         "entity_ruler",
-        "clinlong_pyrush",
+        "clinlong_sentences",
         "medspacy_sectionizer",
         "medspacy_context",
         "medspacy_doc_consumer",
@@ -89,7 +89,7 @@ def test_own_sentences_are_kept_or_required():
     nlp = ruler_pipeline()
     nlp.add_pipe("sentencizer")
     add_medspacy(nlp, sentences="own")
-    assert "clinlong_pyrush" not in nlp.pipe_names
+    assert "clinlong_pyrush" not in nlp.pipe_names and "clinlong_sentences" not in nlp.pipe_names
     assert ents_by_text(nlp("Denies chest pain."))["chest pain"]._.is_negated is True
     with pytest.raises(ValueError, match="sets sentences"):
         add_medspacy(ruler_pipeline(), sentences="own")
@@ -354,3 +354,106 @@ def test_quiet_pyrush_sets_pyrush_sentences_in_one_write():
     parsed[0].dep_ = "neg"
     with pytest.raises(ValueError, match="E043"):
         set_sentence_starts(parsed, [True, False, False])
+
+
+def test_add_medspacy_pyrush_choice_adds_pyrush():
+    nlp = add_medspacy(ruler_pipeline(), sentences="pyrush", doc_consumer=False)
+    assert "clinlong_pyrush" in nlp.pipe_names and "clinlong_sentences" not in nlp.pipe_names
+    assert ents_by_text(nlp(NOTE))["chest pain"]._.is_negated is True
+
+
+def dense_entity_doc(nlp, text):
+    """A doc with an entity on every other long word: many entities, in every section."""
+    from spacy.tokens import Span
+
+    doc = nlp.make_doc(text)
+    ents, last = [], -2
+    for token in doc:
+        if token.is_alpha and len(token) > 5 and token.i > last + 1:
+            ents.append(Span(doc, token.i, token.i + 1, label="PROBLEM"))
+            last = token.i
+    doc.ents = ents
+    doc.spans["medspacy_spans"] = ents[::3]
+    return doc
+
+
+@pytest.mark.parametrize("dtypes", [("ents", "section", "context"), "all", ("ents",)])
+def test_clinlong_doc_consumer_writes_what_medspacys_writes(dtypes):
+    from medspacy.io.doc_consumer import DocConsumer
+
+    from spacy_clinlong.integrations.medspacy.doc_consumer import FastDocConsumer
+
+    nlp = add_medspacy(spacy.blank("en"), doc_consumer=False)
+    text = (
+        NOTE
+        + "\n"
+        + "".join(random_note(seed) + "\nPLAN:\n" for seed in range(5, 9))
+        + "Intro without header."
+    )
+    doc = dense_entity_doc(nlp, text)
+    for _, component in nlp.pipeline:
+        component(doc)
+    assert len(doc.ents) > 100 and len(doc._.context_graph.edges) > 5 and len(doc._.sections) > 3
+    DocConsumer(nlp, dtypes=dtypes)(doc)
+    expected = doc._.data
+    FastDocConsumer(nlp, dtypes=dtypes)(doc)
+    assert doc._.data == expected
+    assert [list(columns) for columns in doc._.data.values()] == [
+        list(columns) for columns in expected.values()
+    ]
+
+
+def test_clinlong_doc_consumer_on_empty_docs_and_custom_attributes():
+    from medspacy.io.doc_consumer import DocConsumer
+
+    from spacy_clinlong.integrations.medspacy.doc_consumer import FastDocConsumer
+
+    if not Span.has_extension("clinlong_test_score"):
+        Span.set_extension("clinlong_test_score", default=0.5)
+    nlp = add_medspacy(ruler_pipeline(), doc_consumer=False)
+    attrs = {"ents": ["text", "label_", "clinlong_test_score", "section_title", "is_negated", "start"]}
+    for text in ("", "No fever.", NOTE):
+        doc = nlp(text)
+        if doc.ents:
+            doc.ents[0]._.clinlong_test_score = 0.9
+        expected = DocConsumer(nlp, dtypes=("ents",), dtype_attrs=attrs)(doc)._.data
+        assert FastDocConsumer(nlp, dtypes=("ents",), dtype_attrs=attrs)(doc)._.data == expected
+        assert expected["ents"]["clinlong_test_score"][:1] == ([0.9] if doc.ents else [])
+
+
+def test_add_medspacy_uses_clinlong_doc_consumer_and_it_round_trips(tmp_path):
+    nlp = add_medspacy(ruler_pipeline())
+    assert nlp.get_pipe_meta("medspacy_doc_consumer").factory == "clinlong_doc_consumer"
+    assert nlp.get_pipe_meta("clinlong_sentences").factory == "clinlong_sentences"
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.pipe_names == nlp.pipe_names
+    assert loaded(NOTE)._.data == nlp(NOTE)._.data
+    assert loaded(NOTE)._.data["ents"]["is_family"] == [False, False, True, False]
+
+
+def test_lower_matcher_matches_what_spacys_matcher_matches():
+    from medspacy.context import ConText
+    from spacy.matcher import Matcher
+
+    from spacy_clinlong.integrations.medspacy.lower_matcher import LowerMatcher
+
+    nlp = spacy.blank("en")
+    rules = [r for r in ConText(nlp).rules if isinstance(r.pattern, list)]
+    stock, ours = Matcher(nlp.vocab), LowerMatcher(nlp.vocab)
+    for rule in rules:
+        stock.add(rule._rule_id, [rule.pattern])
+        ours.add(rule._rule_id, [rule.pattern])
+    extra = " ".join(
+        "may be ruled out for no new evidence of not significant not have evidence of her mother's "
+        "can rule her out against was not is negative".split()
+    )
+    doc = nlp.make_doc(" ".join(random_note(seed) for seed in range(10, 14)) + " " + extra + " not")
+    assert ours.exact and len(stock(doc)) > 50
+    assert ours(doc) == stock(doc)  # the same matches, in the same order
+    assert ours(nlp.make_doc("")) == [] == stock(nlp.make_doc(""))
+    # Anything but LOWER words hands the call to spaCy's Matcher.
+    ours.add("shape", [[{"SHAPE": "dd"}]])
+    assert not ours.exact and ours(nlp.make_doc("No 12 fever")) == stock(nlp.make_doc("No 12 fever")) + [
+        (nlp.vocab.strings["shape"], 1, 2)
+    ]

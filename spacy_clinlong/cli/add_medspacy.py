@@ -10,6 +10,7 @@ from ._app import app, fail
 
 
 class Sentences(str, Enum):
+    fast = "fast"
     pyrush = "pyrush"
     own = "own"
 
@@ -19,9 +20,10 @@ def add_medspacy_cli(
     model: Path = typer.Argument(..., help="A trained pipeline (e.g. training/ner/model-best)", exists=True),
     output_dir: Path = typer.Argument(..., help="Where the pipeline with medspaCy's components goes"),
     sentences: Sentences = typer.Option(
-        Sentences.pyrush,
+        Sentences.fast,
         "--sentences",
-        help="pyrush: add PyRuSH (quiet) unless the pipeline sets sentences; own: keep its",
+        help="fast: PyRuSH's rules at regex speed (clinlong_sentences); pyrush: PyRuSH itself (quiet); "
+        "either only where the pipeline sets no sentences; own: keep the pipeline's",
     ),
     target_rules: Optional[Path] = typer.Option(
         None, "--target-rules", exists=True, help="medspaCy TargetRule JSON whose matches add to the entities"

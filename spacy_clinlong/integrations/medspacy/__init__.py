@@ -2,5 +2,7 @@
 
 from .doc_json import doc_to_json
 from .pipes import add_medspacy, quiet_pyrush
+from .sentences import ClinicalSentences
+from .speed import measure_medspacy_speed
 
-__all__ = ["add_medspacy", "doc_to_json", "quiet_pyrush"]
+__all__ = ["ClinicalSentences", "add_medspacy", "doc_to_json", "measure_medspacy_speed", "quiet_pyrush"]

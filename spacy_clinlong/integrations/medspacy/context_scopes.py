@@ -42,7 +42,12 @@ def medspacy_is_tested() -> bool:
 
 class ScopedConText(ConText):
     """medspaCy's ConText (same arguments, rules, extensions and results) whose work grows
-    with the note's length rather than its square."""
+    with the note's length rather than its square, its rule matcher fast (lower_matcher.py)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if medspacy_is_tested():
+            use_lower_matcher(self._ConText__matcher, self.nlp.vocab)
 
     def __call__(self, doc: Doc, targets: str = None) -> Doc:
         if not medspacy_is_tested():
@@ -69,6 +74,22 @@ class ScopedConText(ConText):
             self.set_context_attributes(graph.edges)
         doc._.context_graph = graph
         return doc
+
+
+def use_lower_matcher(matcher: Any, vocab: Any) -> None:
+    """Give a MedspacyMatcher a `LowerMatcher` (same rules, same matches, same order) for
+    its token patterns, in place of spaCy's `Matcher`.
+
+    matcher (MedspacyMatcher): The rule matcher of ConText or the sectionizer.
+    vocab (Vocab): The pipeline's vocab.
+    """
+    from .lower_matcher import LowerMatcher
+
+    lower = LowerMatcher(vocab)
+    for rule in matcher.rules:
+        if isinstance(rule.pattern, list):
+            lower.add(rule._rule_id, [rule.pattern], on_match=rule.on_match)
+    matcher._MedspacyMatcher__matcher = lower
 
 
 def scoped_graph(

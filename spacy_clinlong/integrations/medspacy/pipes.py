@@ -6,8 +6,10 @@ components to the pipeline as it is instead: its tokenizer stays. PyRuSH, the
 sentence splitter, logs every sentence start at DEBUG through loguru, token
 text included; the `clinlong_pyrush` factory is PyRuSH with that logger
 turned off, and `spacy.load` finds it (and medspaCy's own factories) through
-spacy-clinlong's entry points. ConText is `clinlong_context`, medspaCy's ConText
-in time linear in the note (context_scopes.py), under the name `medspacy_context`.
+spacy-clinlong's entry points. The default splitter is `clinlong_sentences`, PyRuSH's
+rules at regex speed (sentences.py). ConText is `clinlong_context`, medspaCy's ConText
+in time linear in the note (context_scopes.py), under the name `medspacy_context`, and
+the doc consumer `clinlong_doc_consumer` (doc_consumer.py), as `medspacy_doc_consumer`.
 """
 
 from pathlib import Path
@@ -17,8 +19,16 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 TARGET_GROUP = "clinlong_target_rules"
-SENTENCE_SETTERS = ("parser", "senter", "sentencizer", "medspacy_pyrush", "clinlong_pyrush")
-SENTENCE_CHOICES = ("pyrush", "own")
+SENTENCE_SETTERS = (
+    "parser",
+    "senter",
+    "sentencizer",
+    "medspacy_pyrush",
+    "clinlong_pyrush",
+    "clinlong_sentences",
+)
+SENTENCE_CHOICES = ("fast", "pyrush", "own")
+SENTENCE_FACTORIES = {"fast": "clinlong_sentences", "pyrush": "clinlong_pyrush"}
 
 
 def quiet_pyrush() -> None:
@@ -198,7 +208,7 @@ def has_sentences(nlp: Language) -> bool:
 def add_medspacy(
     nlp: Language,
     *,
-    sentences: str = "pyrush",
+    sentences: str = "fast",
     sectionizer: bool = True,
     context: bool = True,
     target_rules: Optional[Union[Sequence[Any], str, Path]] = None,
@@ -209,15 +219,18 @@ def add_medspacy(
     """Add medspaCy's components after the model, keeping the pipeline's tokenizer.
 
     nlp (Language): A pipeline whose entities (from a transformer `ner`) get ConText.
-    sentences (str): "pyrush" adds `clinlong_pyrush` (PyRuSH, quiet) unless a component
-        already sets sentences; "own" requires that one does (parser, senter, sentencizer).
+    sentences (str): "fast" adds `clinlong_sentences` (PyRuSH's rules as regular
+        expressions, sentences.py), "pyrush" adds `clinlong_pyrush` (PyRuSH itself, quiet),
+        either unless a component already sets sentences; "own" requires that one does
+        (parser, senter, sentencizer).
     sectionizer (bool): Add `medspacy_sectionizer` with its default rules (or `section_rules`).
     context (bool): Add ConText (`clinlong_context`, named `medspacy_context`) with its default
         rules (or `context_rules`).
     target_rules (Optional[Union[Sequence[TargetRule], str, Path]]): Rules (or a JSON rule
         file) for `medspacy_target_matcher`; `clinlong_target_ents` adds its matches to
         the model's entities where they overlap none; None adds no matcher.
-    doc_consumer (bool): Add `medspacy_doc_consumer` (tabular views in `doc._.data`).
+    doc_consumer (bool): Add medspaCy's doc consumer (tabular views in `doc._.data`) as
+        `clinlong_doc_consumer` (the same data, fast on many entities), named `medspacy_doc_consumer`.
     RETURNS (Language): `nlp`, changed in place.
     """
     import medspacy  # noqa: F401  (registers medspaCy's factories and extensions)
@@ -227,10 +240,10 @@ def add_medspacy(
     if sentences == "own" and not has_sentences(nlp):
         raise ValueError(
             f"sentences='own' needs a component that sets sentences ({', '.join(SENTENCE_SETTERS[:3])}); "
-            f"the pipeline has {nlp.pipe_names}. Use sentences='pyrush'."
+            f"the pipeline has {nlp.pipe_names}. Use sentences='fast' or 'pyrush'."
         )
-    if sentences == "pyrush" and not has_sentences(nlp):
-        nlp.add_pipe("clinlong_pyrush")
+    if sentences in SENTENCE_FACTORIES and not has_sentences(nlp):
+        nlp.add_pipe(SENTENCE_FACTORIES[sentences])
     if target_rules is not None:
         # Into a span group, then into doc.ents by clinlong_target_ents: medspaCy's own
         # "ents" mode warns with the matched text on every overlap.
@@ -248,7 +261,11 @@ def add_medspacy(
     if context:
         nlp.add_pipe("clinlong_context", name="medspacy_context", config=_rules(context_rules))
     if doc_consumer:
-        nlp.add_pipe("medspacy_doc_consumer", config={"dtypes": _consumer_dtypes(sectionizer, context)})
+        nlp.add_pipe(
+            "clinlong_doc_consumer",
+            name="medspacy_doc_consumer",
+            config={"dtypes": _consumer_dtypes(sectionizer, context)},
+        )
     return nlp
 
 
