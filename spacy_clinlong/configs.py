@@ -442,17 +442,44 @@ def render_baseline(name: str) -> str:
     name (str): A key of BASELINES.
     RETURNS (str): The config.
     """
-    from spacy.cli.init_config import init_config
-
     if name not in BASELINES:
         raise ValueError(f"Unknown baseline {name!r}: {tuple(BASELINES)}")
-    config = init_config(lang="en", pipeline=[BASELINES[name]], optimize="efficiency", gpu=False)
+    config = _spacy_cpu_config(BASELINES[name])
     header = (
         f"# Baseline: {_BASELINE_ABOUT[name]}.\n"
         f"# spaCy's own config: python -m spacy init config -p {BASELINES[name]} (CPU, efficiency);\n"
         f"# written by spacy_clinlong/configs.py, unchanged.\n"
     )
     return header + config.to_str()
+
+
+def _spacy_cpu_config(pipe: str):
+    """`spacy init config -p PIPE` (English, CPU, efficiency), without importing
+    spacy-transformers or the packages of other installed components.
+
+    spaCy asks `has_spacy_transformers()` (an import) only to drop the
+    transformer a GPU config would use, and fills the config in a `Language`
+    that imports every component package (see `corpus.blank`); a CPU config
+    of spaCy's own components needs neither, and comes out the same.
+
+    pipe (str): The component, e.g. "ner".
+    RETURNS (Config): The filled config.
+    """
+    import importlib
+
+    from .corpus.blank import factory_entry_points_skipped
+
+    # `spacy.cli.init_config` is also the name of the function spacy.cli exports.
+    module = importlib.import_module("spacy.cli.init_config")
+    asked = getattr(module, "has_spacy_transformers", None)
+    with factory_entry_points_skipped():
+        if asked is not None:
+            module.has_spacy_transformers = lambda: False
+        try:
+            return module.init_config(lang="en", pipeline=[pipe], optimize="efficiency", gpu=False)
+        finally:
+            if asked is not None:
+                module.has_spacy_transformers = asked
 
 
 def write_configs(output_dir: Path, tasks=TASKS) -> List[Path]:

@@ -11,9 +11,9 @@ from spacy.training import Example
 
 from spacy_clinlong.corpus import generate_notes, note_to_doc
 from spacy_clinlong.corpus.synth.qa import qa_excerpt
+from spacy_clinlong.models import qa_model
 from spacy_clinlong.models.encoder import batch_tensors
 from spacy_clinlong.models.qa_model import QAOutput, QAQuery, encode_queries
-from spacy_clinlong.pipes import qa as qa_module
 from spacy_clinlong.pipes.qa import window_targets
 from spacy_clinlong.pipes.qa_scoring import decode, qa_score, score_answer, token_f1
 
@@ -416,8 +416,9 @@ def test_chunked_training_has_the_loss_and_gradients_of_one_chunk(tiny_models, m
     qa = nlp.get_pipe("clinlong_qa")
     eg = _planted_example(nlp, 3)
     seen = []
-    real = qa_module.train_windows
-    monkeypatch.setattr(qa_module, "train_windows", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    real = qa_model.train_windows
+    # LongQA.update imports train_windows from the model module when it runs.
+    monkeypatch.setattr(qa_model, "train_windows", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
     results = {}
     for chunk in (0, 256):
         qa.model.attrs["backprop_wordpieces"] = chunk

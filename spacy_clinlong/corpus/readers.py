@@ -23,6 +23,7 @@ from spacy.training import Example
 from spacy.util import registry
 
 from ..io import InputError
+from .blank import blank_tokenizer
 from .brat import iter_brat_docs
 from .i2b2 import iter_i2b2_docs
 from .report import ConversionReport
@@ -65,18 +66,16 @@ def convert_corpus(
     fmt (str): One of FORMATS.
     input_path (Union[str, Path]): The input file or directory.
     output_path (Union[str, Path]): The .spacy file to write (written only if a Doc converted).
-    lang (str): Language of the blank tokenizer, `spacy.blank(lang)`.
+    lang (str): Language of the blank tokenizer (`blank_tokenizer(lang)`).
     **options: Format options, as for `iter_docs`.
     RETURNS (ConversionReport): What was converted and skipped.
     RAISES (InputError): When a file cannot be read at all (a directory given
         for a file, no permission); bad content is reported, never raised.
     """
-    import spacy
-
     input_path = Path(input_path)
     if not input_path.exists():
         raise FileNotFoundError(f"Input path does not exist: {input_path}")
-    nlp = spacy.blank(lang)
+    nlp = blank_tokenizer(lang)
     report = ConversionReport()
     docbin = DocBin(store_user_data=True)
     try:

@@ -22,7 +22,7 @@ and that text is what the scorer compares.
 """
 
 import warnings
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
 from spacy.language import Language
@@ -32,9 +32,14 @@ from spacy.training import Example, validate_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from ..models.qa_model import PairWindow, QAOutput, QAQuery, encode_queries, train_windows
 from .extensions import StoredAnswer, install_extensions, store_answers
 from .qa_scoring import GOLD_KEY, decode, gold_chars, qa_score, window_targets
+
+if TYPE_CHECKING:
+    # The QA model imports torch and transformers: spaCy imports this module
+    # (our `clinlong_qa` entry point) whenever it creates any pipeline, so the
+    # model module is imported only where a method needs it.
+    from ..models.qa_model import PairWindow, QAOutput, QAQuery
 
 install_extensions(check=False)
 
@@ -141,6 +146,8 @@ class LongQA(TrainablePipe):
         docs (Iterable[Doc]): The docs.
         RETURNS (Predictions): Null score and candidates per question, in doc order.
         """
+        from ..models.qa_model import QAQuery
+
         queries = [QAQuery(doc, q) for doc in docs for q in (doc._.questions or [])]
         return self._decode(queries)
 
@@ -176,6 +183,8 @@ class LongQA(TrainablePipe):
             and no two on the same tokens; only answers whose score beats the
             null score plus null_threshold, so an empty list means no answer.
         """
+        from ..models.qa_model import QAQuery
+
         predictions = self._decode([QAQuery(doc, q) for q in questions])
         out = []
         for prediction in predictions:
@@ -189,7 +198,7 @@ class LongQA(TrainablePipe):
             out.append(spans)
         return out
 
-    def _decode(self, queries: List[QAQuery]) -> Predictions:
+    def _decode(self, queries: List["QAQuery"]) -> Predictions:
         if not queries:
             return []
         output = self.model.predict(queries)
@@ -232,6 +241,8 @@ class LongQA(TrainablePipe):
         losses (Optional[Dict[str, float]]): Loss per component, updated.
         RETURNS (Dict[str, float]): The losses.
         """
+        from ..models.qa_model import encode_queries, train_windows
+
         examples = list(examples)
         validate_examples(examples, "LongQA.update")
         if losses is None:
@@ -249,7 +260,7 @@ class LongQA(TrainablePipe):
         losses[self.name] += stats["loss"]
         return losses
 
-    def get_loss(self, examples: Iterable[Example], output: QAOutput) -> Tuple[float, List[numpy.ndarray]]:
+    def get_loss(self, examples: Iterable[Example], output: "QAOutput") -> Tuple[float, List[numpy.ndarray]]:
         """Start/end cross-entropy of every window, each question weighing the same.
 
         A window's target is the wordpieces that cover a gold answer's
@@ -337,8 +348,10 @@ def _gold(eg: Example) -> List[Dict[str, Any]]:
     return list(eg.reference.user_data.get(GOLD_KEY) or [])
 
 
-def _queries(examples: List[Example]) -> Tuple[List[QAQuery], List[List[Tuple[int, int]]]]:
+def _queries(examples: List[Example]) -> Tuple[List["QAQuery"], List[List[Tuple[int, int]]]]:
     """The gold questions of the examples and their answers' characters."""
+    from ..models.qa_model import QAQuery
+
     queries, golds = [], []
     for eg in examples:
         for qa in _gold(eg):
@@ -347,7 +360,7 @@ def _queries(examples: List[Example]) -> Tuple[List[QAQuery], List[List[Tuple[in
     return queries, golds
 
 
-def _get_grads(windows: List[PairWindow], targets: List[Tuple[int, int, float]]):
+def _get_grads(windows: List["PairWindow"], targets: List[Tuple[int, int, float]]):
     """Window indices and their logits -> the summed loss and each window's logit gradient."""
 
     def get_grads(order: List[int], logits: List[numpy.ndarray]) -> Tuple[float, List[numpy.ndarray]]:

@@ -121,18 +121,19 @@ def write_corpus(
     notes (Sequence[Dict[str, Any]]): Notes from `generate_notes` (split in order).
     output_dir (Union[str, Path]): Directory to write; created if missing.
     splits (Sequence[float]): Fractions for train, dev and test.
-    lang (str): Language of the blank tokenizer, `spacy.blank(lang)`.
+    lang (str): Language of the blank tokenizer (`blank_tokenizer(lang)`).
     qa_excerpts (bool): Also write `train_qa_excerpts.spacy` and
         `dev_qa_excerpts.spacy` (each excerpt's extra line chosen by its note id).
     RETURNS (Dict[str, int]): Split name -> number of notes written.
     """
-    import spacy
     from spacy.tokens import DocBin
+
+    from ..blank import blank_tokenizer
 
     parts = split_notes(notes, splits)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    nlp = spacy.blank(lang)
+    nlp = blank_tokenizer(lang)
     for name in SPLIT_NAMES:
         docbin = DocBin(store_user_data=True)
         for note in parts[name]:
