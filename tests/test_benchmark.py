@@ -45,8 +45,11 @@ def test_every_system_on_the_same_notes(tiny_dirs, texts, tmp_path):
         "longformer_at_least_1.3x_strided",
         "longformer_vs_hf_longformer",
         "longformer_at_least_2.5x_hf_longformer",
+        "longformer_int8_vs_longformer",
+        "longformer_int8_at_least_1.6x_fp32",
     }
     assert report["machine"]["device"] == "cpu" and report["machine"]["cpu_count"] >= 1
+    assert report["machine"]["cpu_capability"] in ("DEFAULT", "AVX2", "AVX512")
     # Words are spaCy tokens, counted once per note whatever the system.
     nlp = spacy.blank("en")
     assert report["notes"]["words"] == sum(len(nlp.make_doc(t)) for t in texts)
@@ -214,3 +217,120 @@ def test_release_memory_gives_fragmented_heap_pages_back():
     after = process.memory_info().rss
     assert before - after > 30 * 2**20, (before, after)
     del blocks
+
+
+def test_the_shipped_real_notes_need_one_two_and_three_windows():
+    from spacy_clinlong.evaluation.bench.real_notes import GROUPS, PER_GROUP
+
+    by_group = bench.read_bench_notes()
+    assert list(by_group) == ["1 window", "2 windows", "3 windows"]
+    seen = set()
+    for group, texts in by_group.items():
+        low, high = GROUPS[group]
+        assert len(texts) == PER_GROUP
+        assert all(low <= len(t.split()) <= high for t in texts), group
+        seen.update(texts)
+    assert len(seen) == 3 * PER_GROUP, "every note is different"
+    assert list(bench.read_bench_notes(["3 windows"])) == ["3 windows"]
+    with pytest.raises(ValueError, match="Unknown note groups"):
+        bench.read_bench_notes(["4 windows"])
+
+
+def test_bench_notes_are_rebuilt_byte_for_byte_and_need_enough_text(tmp_path):
+    from spacy_clinlong.evaluation.bench.real_notes import build_bench_notes, write_bench_notes
+
+    pool = [" ".join(f"w{i}x{j}" for j in range(500 + 37 * i)) for i in range(160)]
+    notes = build_bench_notes(pool, per_group=2)
+    assert [n["group"] for n in notes] == ["1 window"] * 2 + ["2 windows"] * 2 + ["3 windows"] * 2
+    first = write_bench_notes(notes, tmp_path / "a.jsonl.gz").read_bytes()
+    assert (
+        first == write_bench_notes(build_bench_notes(pool, per_group=2), tmp_path / "b.jsonl.gz").read_bytes()
+    )
+    assert bench.read_bench_notes(path=tmp_path / "a.jsonl.gz")["2 windows"] == [
+        notes[2]["text"],
+        notes[3]["text"],
+    ]
+    with pytest.raises(ValueError, match="too few"):
+        build_bench_notes(pool[:10], per_group=2)
+
+
+def test_groups_and_batch_sizes_each_run_and_stock_longformer_skips_groups_too_long(
+    tiny_dirs, texts, tmp_path
+):
+    long_note = "\n\n".join(n["text"] for n in generate_notes(12, seed=1))
+    report = bench.run_groups(
+        {"short": texts[:2], "long": [long_note]},
+        batch_sizes=[1, 2],
+        systems=["longformer", "longformer-int8", "strided-bert", "hf-longformer"],
+        size="tiny",
+        models_dir=tmp_path / "unused",
+        model_dirs=tiny_dirs,
+        repeats=1,
+        warmup=0,
+    )
+    runs = report["runs"]
+    assert [(r["group"], r["settings"]["batch_size"]) for r in runs] == [
+        ("short", 1),
+        ("long", 1),
+        ("short", 2),
+        ("long", 2),
+    ]
+    for run in runs:
+        keys = [s["key"] for s in run["systems"]]
+        if run["group"] == "long":
+            assert keys == ["longformer", "longformer-int8", "strided-bert"]
+            assert run["dropped_systems"] == ["hf-longformer"]
+        else:
+            assert keys == ["longformer", "longformer-int8", "strided-bert", "hf-longformer"]
+            assert run["dropped_systems"] == []
+        assert run["targets"]["longformer_int8_vs_longformer"] > 0
+    table = bench.format_groups_table(report)
+    assert table.count("longformer-int8") == 4 and "| long (1 x" in table
+
+
+@pytest.mark.parametrize("clinical", ["fast", "before"])
+def test_the_clinical_pipeline_puts_ner_and_medspacy_after_every_system(tiny_dirs, texts, clinical):
+    for key in ("longformer-int8", "strided-bert"):
+        system = next(s for s in bench.SYSTEMS if s.key == key)
+        nlp = bench.build_pipeline(system, tiny_dirs[system.arch], gpu=False, clinical=clinical)
+        splitter = "clinlong_sentences" if clinical == "fast" else "clinlong_pyrush"
+        consumer = "clinlong_doc_consumer" if clinical == "fast" else "medspacy_doc_consumer"
+        assert nlp.pipe_names[:3] == ["transformer", "ner", splitter]
+        assert "medspacy_target_matcher" in nlp.pipe_names
+        assert nlp.get_pipe_meta("medspacy_doc_consumer").factory == consumer
+        assert set(nlp.get_pipe("ner").labels) == set(bench.CLINICAL_LABELS)
+        doc = nlp(texts[0] + "\nDenies chest pain. Started on aspirin. CT negative.")
+        assert doc.has_annotation("SENT_START") and len(doc._.data["ents"]["text"]) >= 3
+        assert any(ent._.is_negated for ent in doc.ents)
+    with pytest.raises(ValueError, match="clinical must be one of"):
+        bench.build_pipeline(system, tiny_dirs["bert"], gpu=False, clinical="slow")
+
+
+def test_cli_groups_belong_to_the_real_notes(tmp_path):
+    out = str(tmp_path / "r.json")
+    result = CliRunner().invoke(app, ["benchmark", "--synth", "2", "--groups", "1 window", "--json", out])
+    assert result.exit_code != 0 and "--groups chooses among the shipped real notes" in result.output
+    result = CliRunner().invoke(app, ["benchmark", "--groups", "4 windows", "--json", out])
+    assert result.exit_code != 0 and "Unknown note groups" in result.output
+
+
+@pytest.mark.slow
+def test_cli_runs_the_real_notes_by_default(tiny_dirs, tmp_path):
+    out = tmp_path / "report.json"
+    args = ["benchmark", "--size", "tiny", "--groups", "1 window", "--batch-size", "1", "--batch-size", "8"]
+    args += ["--repeats", "1", "--warmup", "0", "--json", str(out), "--pipeline", "fast"]
+    args += ["--model", f"longformer={tiny_dirs['longformer']}", "--model", f"bert={tiny_dirs['bert']}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert [(r["group"], r["settings"]["batch_size"]) for r in report["runs"]] == [
+        ("1 window", 1),
+        ("1 window", 8),
+    ]
+    assert [s["key"] for s in report["runs"][0]["systems"]] == [
+        "longformer",
+        "longformer-int8",
+        "strided-bert",
+    ]
+    assert report["runs"][0]["settings"]["clinical"] == "fast"
+    assert "| 1 window (8 x" in result.output and "cores" in result.output

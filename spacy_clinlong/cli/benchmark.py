@@ -60,6 +60,17 @@ def _parse_models(values: Optional[List[str]]) -> Dict[str, str]:
     return found
 
 
+class Clinical(str, Enum):
+    none = "none"
+    fast = "fast"
+    before = "before"
+
+
+DEFAULT_SYSTEMS = "longformer,bigbird,modernbert,strided-bert,hf-longformer"
+REAL_NOTES_SYSTEMS_CPU = "longformer,longformer-int8,strided-bert"
+REAL_NOTES_SYSTEMS_GPU = "longformer,strided-bert"
+
+
 @app.command("benchmark")
 def benchmark_cli(
     json_path: Path = typer.Option(..., "--json", help="Where to write the report (JSON)"),
@@ -69,7 +80,14 @@ def benchmark_cli(
     notes: Optional[Path] = typer.Option(
         None, "--notes", exists=True, dir_okay=False, help='JSONL notes (one {"text": ...} per line)'
     ),
-    synth: int = typer.Option(8, "--synth", min=1, help="Synthetic notes, when --notes is not given"),
+    synth: int = typer.Option(
+        0, "--synth", min=0, help="Synthetic notes instead of the shipped real notes (MTSamples)"
+    ),
+    groups: Optional[str] = typer.Option(
+        None,
+        "--groups",
+        help="Real notes only: comma-separated groups to run ('1 window', '2 windows', '3 windows')",
+    ),
     min_words: int = typer.Option(
         0, "--min-words", min=0, help="Keep synthetic notes of at least this many words"
     ),
@@ -80,11 +98,24 @@ def benchmark_cli(
     plot_path: Optional[Path] = typer.Option(None, "--plot", help="Also draw words/s per system (PNG)"),
     repeats: int = typer.Option(3, "--repeats", min=1, help="Timed passes over the notes per system"),
     warmup: int = typer.Option(2, "--warmup", min=0, help="Notes read once per system before timing"),
-    batch_size: int = typer.Option(0, "--batch-size", min=0, help="Notes per batch; 0: 1 on CPU, 16 on GPU"),
-    systems: str = typer.Option(
-        ",".join(["longformer", "bigbird", "modernbert", "strided-bert", "hf-longformer"]),
+    batch_size: Optional[List[int]] = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Notes per batch, repeatable (real notes run each); default: real notes 1 and 8 on "
+        "CPU, 16 on GPU; other notes 1 on CPU, 16 on GPU",
+    ),
+    systems: Optional[str] = typer.Option(
+        None,
         "--systems",
-        help="Comma-separated systems to run",
+        help=f"Comma-separated systems to run; default {DEFAULT_SYSTEMS}, or on the real notes "
+        f"{REAL_NOTES_SYSTEMS_CPU} (CPU) / {REAL_NOTES_SYSTEMS_GPU} (GPU)",
+    ),
+    pipeline: Clinical = typer.Option(
+        Clinical.none,
+        "--pipeline",
+        help="none: the transformer alone; fast: the full clinical pipeline (an ner head and "
+        "add-medspacy's components); before: the same with PyRuSH and medspaCy's doc consumer",
     ),
     models_dir: Path = typer.Option(
         None,
@@ -104,18 +135,30 @@ def benchmark_cli(
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic notes"),
 ) -> None:
     """Words/s, wordpieces/s, latency and memory of (a) this package's
-    whole-note pipelines (Longformer, BigBird, ModernBERT), (b) stock
-    spacy-transformers with strided 128/96 windows over BERT and (c) stock
-    spacy-transformers reading whole notes with Hugging Face's Longformer,
-    alternating on the same notes in one run. Stand-in models with random
-    weights are built once (speed does not depend on the weights).
+    whole-note pipelines (Longformer in fp32 and int8, BigBird, ModernBERT),
+    (b) stock spacy-transformers with strided 128/96 windows over BERT and (c)
+    stock spacy-transformers reading whole notes with Hugging Face's Longformer,
+    alternating on the same notes in one run. By default the notes are real
+    clinical text shipped with the package (MTSamples, CC0) that needs one, two
+    and three windows, each group run at batch sizes 1 and 8. Stand-in models
+    with random weights are built once (speed does not depend on the weights).
     """
     from ..evaluation import bench
 
     if gpu_id is not None and gpu_id < 0:
         gpu_id = None
-    if notes is not None:
-        texts = _read_notes(notes, text_field)
+    gpu = gpu_id is not None
+    real = notes is None and not synth
+    if groups is not None and not real:
+        raise typer.BadParameter("--groups chooses among the shipped real notes; not with --notes or --synth")
+    if real:
+        chosen_groups = [g.strip() for g in groups.split(",") if g.strip()] if groups else None
+        try:
+            by_group = bench.read_bench_notes(chosen_groups)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+    elif notes is not None:
+        by_group = {"notes": _read_notes(notes, text_field)}
     else:
         texts = []
         for text in bench.synthetic_stream(synth * 50 if min_words else synth, seed=seed):
@@ -125,41 +168,54 @@ def benchmark_cli(
                     break
         if len(texts) < synth:
             raise typer.BadParameter(f"Fewer than {synth} synthetic notes have {min_words}+ words")
+        by_group = {"synthetic": texts}
+    if systems is None:
+        systems = (REAL_NOTES_SYSTEMS_GPU if gpu else REAL_NOTES_SYSTEMS_CPU) if real else DEFAULT_SYSTEMS
     chosen = [s.strip() for s in systems.split(",") if s.strip()]
+    sizes = list(batch_size or ([16] if gpu else [1, 8] if real else [1]))
     models_dir = models_dir or _default_models_dir()
 
     def say(msg: str) -> None:
         typer.echo(msg, err=True)
 
+    settings = dict(
+        size=size.value,
+        models_dir=models_dir,
+        model_dirs=_parse_models(model),
+        gpu_id=gpu_id,
+        repeats=repeats,
+        warmup=warmup,
+        clinical=None if pipeline == Clinical.none else pipeline.value,
+    )
     try:
-        report = bench.run_benchmark(
-            texts,
-            size=size.value,
-            systems=chosen,
-            models_dir=models_dir,
-            model_dirs=_parse_models(model),
-            gpu_id=gpu_id,
-            batch_size=batch_size or None,
-            repeats=repeats,
-            warmup=warmup,
-            progress=say,
-        )
+        if real or len(sizes) > 1:
+            report = bench.run_groups(by_group, batch_sizes=sizes, systems=chosen, progress=say, **settings)
+        else:
+            (texts,) = by_group.values()
+            report = bench.run_benchmark(texts, systems=chosen, batch_size=sizes[0], progress=say, **settings)
         if corpus:
             dirs = bench.ensure_models(["longformer"], size.value, models_dir)
             dirs.update(_parse_models(model))
             system = next(s for s in bench.SYSTEMS if s.key == "longformer")
-            nlp = bench.build_pipeline(system, dirs["longformer"], gpu=gpu_id is not None)
+            nlp = bench.build_pipeline(system, dirs["longformer"], gpu=gpu)
             report["corpus_memory"] = bench.corpus_memory(
                 nlp, bench.synthetic_stream(corpus, seed=seed + 1), n=corpus, progress=say
             )
     except ValueError as err:
         fail(str(err))
     bench.write_report(report, json_path)
-    if plot_path is not None:
-        bench.plot(report, plot_path)
-    typer.echo(bench.format_table(report))
-    for name, value in report["targets"].items():
-        typer.echo(f"{name}: {value if not isinstance(value, float) else round(value, 3)}")
+    if "runs" in report:
+        typer.echo(bench.format_groups_table(report))
+        machine = report["machine"]
+        typer.echo(f"{machine['cpu']}, {machine['cpu_count']} cores, {machine['device']}")
+        if plot_path is not None:
+            bench.plot(report["runs"][0], plot_path)
+    else:
+        if plot_path is not None:
+            bench.plot(report, plot_path)
+        typer.echo(bench.format_table(report))
+        for name, value in report["targets"].items():
+            typer.echo(f"{name}: {value if not isinstance(value, float) else round(value, 3)}")
     if "corpus_memory" in report:
         mem = report["corpus_memory"]
         typer.echo(

@@ -22,6 +22,12 @@ from .systems import (
     fits_whole,
 )
 
+SYSTEMS_BY_KEY = {s.key: s for s in SYSTEMS}
+
+
+class NoteTooLong(ValueError):
+    """No note fits the whole-note system's budget."""
+
 
 class RssSampler:
     """The peak resident set size of this process while it runs (a thread
@@ -147,6 +153,8 @@ def machine_facts(gpu_id: Optional[int]) -> Dict[str, Any]:
     facts = {
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
+        # What torch's CPU kernels use: AVX2 and AVX-512 machines differ in speed and int8 gain.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -174,6 +182,7 @@ def run_benchmark(
     repeats: int = 3,
     warmup: int = 2,
     progress: Callable[[str], None] = lambda msg: None,
+    clinical: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Run the systems over the notes and return the report (JSON-ready).
 
@@ -188,6 +197,8 @@ def run_benchmark(
     repeats (int): Timed passes over all notes per system.
     warmup (int): Notes read once per system before timing.
     progress (Callable[[str], None]): Receives one line per step (no text).
+    clinical (Optional[str]): None: the transformer alone; "fast" or "before": the
+        full clinical pipeline after it (see `build_pipeline`).
     RETURNS (Dict[str, Any]): machine, settings, notes, systems, targets.
     """
     import spacy
@@ -213,7 +224,7 @@ def run_benchmark(
         skipped = keep.count(False)
         texts = [t for t, k in zip(texts, keep) if k]
         if not texts:
-            raise ValueError("No note fits Longformer's 4,094 wordpieces whole, which system (c) needs")
+            raise NoteTooLong("No note fits Longformer's 4,094 wordpieces whole, which system (c) needs")
     tokenizer = spacy.blank("en").tokenizer
     n_words = sum(len(tokenizer(t)) for t in texts)
     wordpieces = {s.arch: sum(count_wordpieces(dirs[s.arch], texts)) for s in chosen}
@@ -221,7 +232,7 @@ def run_benchmark(
     pipelines = {}
     for system in chosen:
         progress(f"loading {system.key} from {dirs[system.arch]}")
-        pipelines[system.key] = build_pipeline(system, dirs[system.arch], gpu=gpu)
+        pipelines[system.key] = build_pipeline(system, dirs[system.arch], gpu=gpu, clinical=clinical)
         with RssSampler() as rss:
             run_once(pipelines[system.key], texts[:warmup], batch_size, gpu)
         measured[system.key].peak_rss = rss.peak
@@ -254,6 +265,7 @@ def run_benchmark(
             "batch_size": batch_size,
             "repeats": repeats,
             "warmup_notes": warmup,
+            "clinical": clinical,
             "models": {arch: str(path) for arch, path in dirs.items()},
         },
         "notes": {
@@ -266,6 +278,48 @@ def run_benchmark(
         "systems": summaries,
         "targets": check_targets(summaries, gpu=gpu),
     }
+
+
+def run_groups(
+    groups: Dict[str, Sequence[str]],
+    *,
+    batch_sizes: Sequence[int],
+    systems: Sequence[str],
+    progress: Callable[[str], None] = lambda msg: None,
+    **settings: Any,
+) -> Dict[str, Any]:
+    """`run_benchmark` once per group of notes and batch size: the figures of notes
+    that need one, two and three windows, read one at a time and in batches.
+
+    groups (Dict[str, Sequence[str]]): Notes per group name.
+    batch_sizes (Sequence[int]): Notes per batch, each run in turn.
+    systems (Sequence[str]): Keys of SYSTEMS; a whole-note system (c) is left out of
+        a group none of whose notes fits its budget, and the run says so.
+    progress (Callable[[str], None]): Receives one line per step (no text).
+    settings: The other arguments of `run_benchmark`.
+    RETURNS (Dict[str, Any]): machine, and runs: each a `run_benchmark` report with
+        its group and batch_size.
+    """
+    runs = []
+    for batch_size in batch_sizes:
+        for group, texts in groups.items():
+            chosen, dropped = list(systems), []
+            progress(f"{group}, batch size {batch_size}")
+            try:
+                report = run_benchmark(
+                    texts, systems=chosen, batch_size=batch_size, progress=progress, **settings
+                )
+            except NoteTooLong:
+                # Raised before any pipeline is built: only the whole-note system (c) needs it.
+                dropped = [k for k in chosen if SYSTEMS_BY_KEY[k].kind == "whole"]
+                chosen = [k for k in chosen if k not in dropped]
+                report = run_benchmark(
+                    texts, systems=chosen, batch_size=batch_size, progress=progress, **settings
+                )
+            report["group"] = group
+            report["dropped_systems"] = dropped
+            runs.append(report)
+    return {"machine": runs[0]["machine"], "runs": runs}
 
 
 def synthetic_stream(n: int, *, seed: int = 0, chunk: int = 200) -> Iterable[str]:

@@ -11,6 +11,7 @@ def check_targets(summaries: List[Dict[str, Any]], *, gpu: bool) -> Dict[str, An
     """The speed and memory targets, as met or not (None where a system did not run)."""
     by_key = {s["key"]: s for s in summaries}
     ours, strided, stock = by_key.get("longformer"), by_key.get(BASELINE), by_key.get("hf-longformer")
+    int8 = by_key.get("longformer-int8")
 
     def ratio(a, b):
         return None if a is None or b is None else a["words_per_s"] / b["words_per_s"]
@@ -32,6 +33,9 @@ def check_targets(summaries: List[Dict[str, Any]], *, gpu: bool) -> Dict[str, An
             "longformer_vs_hf_longformer": vs_stock,
             "longformer_at_least_2.5x_hf_longformer": None if vs_stock is None else vs_stock >= 2.5,
         }
+        int8_gain = ratio(int8, ours)
+        targets["longformer_int8_vs_longformer"] = int8_gain
+        targets["longformer_int8_at_least_1.6x_fp32"] = None if int8_gain is None else int8_gain >= 1.6
     return targets
 
 
@@ -115,4 +119,23 @@ def format_table(report: Dict[str, Any]) -> str:
         if gpu:
             row += f" {s['cuda_max_allocated_mb']:,.0f} |"
         rows.append(row)
+    return "\n".join(rows)
+
+
+def format_groups_table(grouped: Dict[str, Any]) -> str:
+    """A Markdown table of `run_groups`' runs: words/s and notes/s per group, batch size and system."""
+    rows = [
+        "| notes | batch | system | words/s (min-max) | notes/s | vs (b) |",
+        "|---|---:|---|---|---:|---|",
+    ]
+    for run in grouped["runs"]:
+        per_note = run["notes"]["words_per_note"]
+        for s in run["systems"]:
+            ratio = s.get("ratio_to_strided")
+            rows.append(
+                f"| {run['group']} ({run['notes']['count']} x {per_note:,.0f} words) "
+                f"| {run['settings']['batch_size']} | {s['key']} "
+                f"| {s['words_per_s']:,.0f} ({s['words_per_s_min']:,.0f}-{s['words_per_s_max']:,.0f}) "
+                f"| {s['words_per_s'] / per_note:.2f} | {'-' if ratio is None else f'{ratio:.2f}x'} |"
+            )
     return "\n".join(rows)

@@ -2,9 +2,68 @@
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 BASELINE = "strided-bert"
+# The heads and rules `--pipeline` puts after every system's transformer.
+CLINICAL_LABELS = ("PROBLEM", "TREATMENT", "TEST")
+CLINICAL_CHOICES = ("fast", "before")
+# An untrained ner head finds nothing, and ConText and the doc consumer cost per
+# entity: common clinical terms as medspaCy target rules give the rules real work.
+CLINICAL_TERMS = {
+    "PROBLEM": (
+        "pain",
+        "fever",
+        "cough",
+        "nausea",
+        "vomiting",
+        "hypertension",
+        "diabetes",
+        "edema",
+        "shortness of breath",
+        "chest pain",
+        "infection",
+        "pneumonia",
+        "tenderness",
+        "swelling",
+        "bleeding",
+        "fracture",
+        "mass",
+        "lesion",
+        "anemia",
+        "headache",
+        "weakness",
+        "obesity",
+    ),
+    "TREATMENT": (
+        "aspirin",
+        "metformin",
+        "lisinopril",
+        "insulin",
+        "heparin",
+        "antibiotics",
+        "surgery",
+        "physical therapy",
+        "tylenol",
+        "morphine",
+        "prednisone",
+        "coumadin",
+    ),
+    "TEST": (
+        "ct",
+        "mri",
+        "x-ray",
+        "ultrasound",
+        "blood pressure",
+        "ekg",
+        "biopsy",
+        "cbc",
+        "chest x-ray",
+        "echocardiogram",
+        "urinalysis",
+        "colonoscopy",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -15,12 +74,14 @@ class System:
     label (str): What it is, for people.
     arch (str): The make-model arch of its encoder.
     kind (str): "clinlong" (a), "strided" (b) or "whole" (c).
+    quantize (Optional[str]): The long-span model's `quantize` setting ("int8" on CPU).
     """
 
     key: str
     label: str
     arch: str
     kind: str
+    quantize: Optional[str] = None
 
 
 SYSTEMS = (
@@ -29,6 +90,13 @@ SYSTEMS = (
         "(a) spacy-clinlong, whole note, Longformer (banded attention)",
         "longformer",
         "clinlong",
+    ),
+    System(
+        "longformer-int8",
+        "(a) spacy-clinlong, whole note, Longformer, int8 (CPU)",
+        "longformer",
+        "clinlong",
+        quantize="int8",
     ),
     System("bigbird", "(a) spacy-clinlong, whole note, BigBird", "bigbird", "clinlong"),
     System("modernbert", "(a) spacy-clinlong, whole note, ModernBERT", "modernbert", "clinlong"),
@@ -40,16 +108,22 @@ SYSTEMS = (
 SYSTEM_KEYS = tuple(s.key for s in SYSTEMS)
 
 
-def build_pipeline(system: System, model_dir: Path, *, gpu: bool):
+def build_pipeline(system: System, model_dir: Path, *, gpu: bool, clinical: Optional[str] = None):
     """A spaCy pipeline for one system, initialized.
 
     system (System): The system.
     model_dir (Path): Its encoder (hub id or directory).
     gpu (bool): Mixed precision (bf16/fp16) on GPU, for every system alike.
+    clinical (Optional[str]): None: the transformer alone. "fast": the full clinical
+        pipeline, an `ner` head (random weights, CLINICAL_LABELS) on the transformer
+        and `add_medspacy`'s components; "before": the same with medspaCy's components
+        as they were before the fast ones (PyRuSH, medspaCy's doc consumer).
     RETURNS (Language): The pipeline.
     """
     import spacy
 
+    if clinical not in (None, *CLINICAL_CHOICES):
+        raise ValueError(f"clinical must be one of {CLINICAL_CHOICES} or None, got {clinical!r}")
     nlp = spacy.blank("en")
     nlp.max_length = 10**7
     if system.kind == "clinlong":
@@ -57,8 +131,11 @@ def build_pipeline(system: System, model_dir: Path, *, gpu: bool):
             "@architectures": "spacy-clinlong.LongTransformerModel.v1",
             "name": str(model_dir),
             "mixed_precision": gpu,
+            "quantize": system.quantize,
         }
         nlp.add_pipe("transformer", config={"model": model, "max_batch_items": 262144})
+        if clinical:
+            _add_clinical(nlp, clinical)
         nlp.add_pipe("clinlong_drop_trf_data")
     else:
         spans = (
@@ -74,8 +151,32 @@ def build_pipeline(system: System, model_dir: Path, *, gpu: bool):
             "tokenizer_config": {"use_fast": True},
         }
         nlp.add_pipe("transformer", config={"model": model})
+        if clinical:
+            _add_clinical(nlp, clinical)
     nlp.initialize()
     return nlp
+
+
+def _add_clinical(nlp, clinical: str) -> None:
+    """An ner head on the transformer, then medspaCy's rules: sentences, target rules for
+    CLINICAL_TERMS (added to the head's entities), sections, ConText and the doc consumer."""
+    from ...integrations.medspacy import add_medspacy
+
+    listener = {
+        "@architectures": "spacy-transformers.TransformerListener.v1",
+        "pooling": {"@layers": "reduce_mean.v1"},
+    }
+    ner = nlp.add_pipe("ner", config={"model": {"tok2vec": listener}})
+    for label in CLINICAL_LABELS:
+        ner.add_label(label)
+    from medspacy.target_matcher import TargetRule
+
+    rules = [TargetRule(term, label) for label, terms in CLINICAL_TERMS.items() for term in terms]
+    if clinical == "fast":
+        add_medspacy(nlp, target_rules=rules)
+        return
+    add_medspacy(nlp, sentences="pyrush", target_rules=rules, doc_consumer=False)
+    nlp.add_pipe("medspacy_doc_consumer", config={"dtypes": ["ents", "section", "context"]})
 
 
 def ensure_models(archs: Iterable[str], size: str, models_dir: Path) -> Dict[str, Path]:
