@@ -44,7 +44,9 @@ def make_model_cli(
     model, loadable with AutoTokenizer/AutoModel.from_pretrained(OUTPUT_DIR).
 
     `--size base` has the real checkpoint's shape (hundreds of MB of weights),
-    for speed and memory figures; `--size tiny` is for tests and demos.
+    for speed and memory figures, and its tokenizer also learns a shipped clinical
+    word list, so real notes become about as many wordpieces as with the real
+    checkpoint; `--size tiny` is for tests and demos.
     """
     # Imported here: torch and transformers would slow down every other command's --help.
     from ..standins.make_model import build_model, read_build_info
