@@ -120,6 +120,16 @@ def test_batches_are_length_sorted_within_a_wordpiece_budget():
         assert set(batch) <= short or not (set(batch) & short)
 
 
+def test_a_short_window_never_pads_to_a_long_one():
+    # Two notes of two windows each: the long first windows batch together, the short last
+    # windows too, where the budget alone would have padded a short one to 4,096.
+    lengths = [4096, 1400, 4096, 1500, 4000]
+    batches = plan_batches(lengths, budget=16384, pad_multiple=8)
+    assert batches == [[0, 2, 4], [3, 1]]
+    assert plan_batches([1000, 790, 810], budget=16384, pad_multiple=8) == [[0, 2], [1]]
+    assert plan_batches([1000, 790], budget=16384, pad_multiple=8, min_fill=0.5) == [[0, 1]]
+
+
 def test_span_getter_rejects_bad_settings():
     with pytest.raises(ValueError, match="overlap"):
         configure_long_spans(overlap=-1)
