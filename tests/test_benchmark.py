@@ -286,6 +286,8 @@ def test_groups_and_batch_sizes_each_run_and_stock_longformer_skips_groups_too_l
         assert run["targets"]["longformer_int8_vs_longformer"] > 0
     table = bench.format_groups_table(report)
     assert table.count("longformer-int8") == 4 and "| long (1 x" in table
+    png = bench.plot_groups(report, tmp_path / "groups.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("clinical", ["fast", "before"])

@@ -209,7 +209,7 @@ def benchmark_cli(
         machine = report["machine"]
         typer.echo(f"{machine['cpu']}, {machine['cpu_count']} cores, {machine['device']}")
         if plot_path is not None:
-            bench.plot(report["runs"][0], plot_path)
+            bench.plot_groups(report, plot_path)
     else:
         if plot_path is not None:
             bench.plot(report, plot_path)

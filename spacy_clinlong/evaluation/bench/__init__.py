@@ -32,7 +32,7 @@ from .measure import (
     synthetic_stream,
 )
 from .real_notes import GROUPS, read_bench_notes
-from .report import check_targets, format_groups_table, format_table, plot, write_report
+from .report import check_targets, format_groups_table, format_table, plot, plot_groups, write_report
 from .systems import (
     BASELINE,
     CLINICAL_CHOICES,
@@ -67,6 +67,7 @@ __all__ = [
     "GROUPS",
     "read_bench_notes",
     "format_groups_table",
+    "plot_groups",
     "synthetic_stream",
     "check_targets",
     "format_table",

@@ -139,3 +139,47 @@ def format_groups_table(grouped: Dict[str, Any]) -> str:
                 f"| {s['words_per_s'] / per_note:.2f} | {'-' if ratio is None else f'{ratio:.2f}x'} |"
             )
     return "\n".join(rows)
+
+
+def plot_groups(grouped: Dict[str, Any], path: Path) -> Path:
+    """Bars of words/s per system, side by side for each group of notes and batch size.
+
+    grouped (Dict[str, Any]): What run_groups returned.
+    path (Path): The PNG to write.
+    RETURNS (Path): The path.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            "--plot needs matplotlib: pip install 'spacy-clinlong[bench]' (or matplotlib)"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = grouped["runs"]
+    keys = list(dict.fromkeys(s["key"] for run in runs for s in run["systems"]))
+    width = 0.8 / max(len(keys), 1)
+    fig, ax = plt.subplots(figsize=(9, 4.2), dpi=120)
+    for k, key in enumerate(keys):
+        xs, ys = [], []
+        for r, run in enumerate(runs):
+            found = next((s for s in run["systems"] if s["key"] == key), None)
+            if found is not None:
+                xs.append(r + (k - (len(keys) - 1) / 2) * width)
+                ys.append(found["words_per_s"])
+        ax.bar(xs, ys, width=width, label=key)
+    ax.set_xticks(range(len(runs)))
+    ax.set_xticklabels([f"{run['group']}\nbatch {run['settings']['batch_size']}" for run in runs], fontsize=8)
+    ax.set_ylabel("words / s (higher is better)")
+    machine = grouped["machine"]
+    ax.set_title(
+        f"{machine['device']} {machine['dtype']}; {machine['cpu']}, {machine['cpu_count']} cores", fontsize=8
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
