@@ -135,3 +135,19 @@ def test_span_getter_rejects_bad_settings():
         configure_long_spans(overlap=-1)
     with pytest.raises(ValueError, match="min_fill"):
         configure_long_spans(min_fill=0)
+
+
+def test_on_cpu_an_encoder_call_holds_one_long_window(trf_nlp, tiny_models):
+    from spacy_clinlong.models.encoder import CPU_CALL_WORDPIECES, WindowInput, plan_windows
+
+    model = trf_nlp(tiny_models("longformer")).get_pipe("transformer").model
+    assert model.attrs["batch_wordpieces"] == 16384
+
+    def windows(*lengths):
+        return [WindowInput(ids=numpy.ones(n, dtype="int64"), global_positions=[0]) for n in lengths]
+
+    assert plan_windows(model, windows(4096, 4096, 4000)) == [[0], [1], [2]]
+    assert plan_windows(model, windows(*[500] * 8)) == [list(range(8))]
+    assert all(512 * len(call) <= CPU_CALL_WORDPIECES for call in plan_windows(model, windows(*[500] * 20)))
+    # A budget given by the caller (QA's) is kept.
+    assert plan_windows(model, windows(4096, 4096), budget=8192) == [[0, 1]]

@@ -131,6 +131,11 @@ def round_up(n: int, multiple: int) -> int:
 # window beside its 4,096-wordpiece first one, padded to 4,096: notes of two
 # windows read 37% slower per word than notes of one (docs/speed.md).
 MIN_BATCH_FILL = 0.8
+# On CPU one encoder call reads at most this many padded wordpieces (one long window,
+# or several short ones): its matrix products are already large, and batches of
+# several long windows read fewer words/s (one-window notes, batch size 8: 572 words/s
+# against 833 one at a time; docs/speed.md).
+CPU_CALL_WORDPIECES = 4096
 
 
 def plan_batches(
@@ -340,11 +345,13 @@ def plan_windows(
     model (Model): The loaded model.
     windows (Sequence[WindowInput]): The windows.
     budget (Optional[int]): The most padded wordpieces per call; None for the
-        model's batch_wordpieces.
+        model's batch_wordpieces (on CPU at most CPU_CALL_WORDPIECES).
     RETURNS (List[List[int]]): Window indices per encoder call.
     """
     if budget is None:
         budget = model.attrs["batch_wordpieces"]
+        if next(model.transformer.parameters()).device.type == "cpu":
+            budget = min(budget, CPU_CALL_WORDPIECES)
     return plan_batches(
         [len(w) for w in windows],
         budget=budget,
