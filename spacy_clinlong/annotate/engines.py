@@ -117,6 +117,12 @@ def _stop_workers(pool) -> None:
     for process in processes:
         process.join(10)
     pool.shutdown(wait=False, cancel_futures=True)
+    # Let the executor's manager thread see its dead workers and close its wakeup pipe
+    # now: at interpreter exit, concurrent.futures wakes every manager thread through
+    # that pipe, and a close racing that wakeup printed a traceback after SIGTERM.
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(10)
 
 
 def _record(job: Job, bar, entry: str) -> None:
