@@ -139,3 +139,13 @@ def test_bad_settings_are_refused_in_one_line(trf_nlp, tiny_models, setting, mes
     with pytest.raises(ValueError, match=message) as err:
         trf_nlp(tiny_models("longformer"), **setting)
     assert "\n" not in str(err.value)
+
+
+def test_a_copied_model_makes_its_own_int8_copy(trf_nlp, tiny_models, notes):
+    nlp = trf_nlp(tiny_models("longformer"), quantize="int8")
+    model = nlp.get_pipe("transformer").model
+    nlp(notes[0]["text"])
+    first = model.shim.prediction_model()
+    copied = model.copy()
+    assert copied.shim._prediction_copy is None and model.shim.prediction_model() is first
+    assert is_quantized(copied.shim.prediction_model()) and copied.shim.prediction_model() is not first

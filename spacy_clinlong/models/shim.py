@@ -112,6 +112,19 @@ class LongHFShim(PyTorchShim):
         self._prediction_copy = None
         super().finish_update(optimizer)
 
+    def to_device(self, device_type: str, device_id: int) -> None:
+        self._prediction_copy = None
+        super().to_device(device_type, device_id)
+
+    def copy(self) -> "LongHFShim":
+        # thinc copies a shim with deepcopy (nlp.replace_listeners, Model.copy): the int8
+        # copy is remade from the copied weights on first use, not deep-copied.
+        cached, self._prediction_copy = self._prediction_copy, None
+        try:
+            return super().copy()
+        finally:
+            self._prediction_copy = cached
+
     def to_bytes(self) -> bytes:
         hf = self._hfmodel
         files: Dict[str, bytes] = {}
