@@ -336,3 +336,21 @@ def test_cli_runs_the_real_notes_by_default(tiny_dirs, tmp_path):
     ]
     assert report["runs"][0]["settings"]["clinical"] == "fast"
     assert "| 1 window (8 x" in result.output and "cores" in result.output
+
+
+def test_int8_on_a_gpu_and_an_empty_choice_are_refused(tiny_dirs, texts, tmp_path):
+    with pytest.raises(ValueError, match="No systems to run"):
+        bench.run_benchmark(texts, systems=[], size="tiny", models_dir=tmp_path, model_dirs=tiny_dirs)
+    with pytest.raises(ValueError, match="longformer-int8 run on CPU only"):
+        bench.run_benchmark(
+            texts,
+            systems=["longformer-int8"],
+            size="tiny",
+            models_dir=tmp_path,
+            model_dirs=tiny_dirs,
+            gpu_id=0,
+        )
+    with pytest.raises(ValueError, match="No note groups chosen"):
+        bench.read_bench_notes([])
+    result = CliRunner().invoke(app, ["benchmark", "--min-words", "500", "--json", str(tmp_path / "r.json")])
+    assert result.exit_code != 0 and "--min-words chooses among synthetic notes" in result.output

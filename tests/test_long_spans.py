@@ -151,3 +151,9 @@ def test_on_cpu_an_encoder_call_holds_one_long_window(trf_nlp, tiny_models):
     assert all(512 * len(call) <= CPU_CALL_WORDPIECES for call in plan_windows(model, windows(*[500] * 20)))
     # A budget given by the caller (QA's) is kept.
     assert plan_windows(model, windows(4096, 4096), budget=8192) == [[0, 1]]
+
+
+def test_short_windows_of_one_padded_length_share_a_batch():
+    # Padded to 16, a 9-wordpiece window fills the batch as much as a 16-wordpiece one.
+    assert plan_batches([16, 9, 9, 12], budget=4096, pad_multiple=8) == [[0, 3, 1, 2]]
+    assert plan_batches([500, 100, 90], budget=4096, pad_multiple=512) == [[0, 1, 2]]

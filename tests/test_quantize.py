@@ -149,3 +149,17 @@ def test_a_copied_model_makes_its_own_int8_copy(trf_nlp, tiny_models, notes):
     copied = model.copy()
     assert copied.shim._prediction_copy is None and model.shim.prediction_model() is first
     assert is_quantized(copied.shim.prediction_model()) and copied.shim.prediction_model() is not first
+
+
+def test_averaged_weights_get_their_own_int8_copy(trf_nlp, tiny_models, notes):
+    nlp = trf_nlp(tiny_models("longformer"), quantize="int8")
+    model = nlp.get_pipe("transformer").model
+    nlp(notes[0]["text"])
+    before = model.shim.prediction_model()
+    params = {
+        (id(model.layers[0]), name): model.layers[0].get_param(name) for name in model.layers[0].param_names
+    }
+    with model.use_params(params):
+        inside = model.shim.prediction_model()
+        assert inside is not before and is_quantized(inside)
+    assert model.shim.prediction_model() not in (before, inside)

@@ -116,11 +116,12 @@ def _stop_workers(pool) -> None:
         process.terminate()
     for process in processes:
         process.join(10)
-    pool.shutdown(wait=False, cancel_futures=True)
     # Let the executor's manager thread see its dead workers and close its wakeup pipe
     # now: at interpreter exit, concurrent.futures wakes every manager thread through
     # that pipe, and a close racing that wakeup printed a traceback after SIGTERM.
+    # Taken before shutdown(), which forgets it.
     manager = getattr(pool, "_executor_manager_thread", None)
+    pool.shutdown(wait=False, cancel_futures=True)
     if manager is not None:
         manager.join(10)
 

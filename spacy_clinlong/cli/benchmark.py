@@ -151,6 +151,8 @@ def benchmark_cli(
     real = notes is None and not synth
     if groups is not None and not real:
         raise typer.BadParameter("--groups chooses among the shipped real notes; not with --notes or --synth")
+    if min_words and not synth:
+        raise typer.BadParameter("--min-words chooses among synthetic notes: give --synth N")
     if real:
         chosen_groups = [g.strip() for g in groups.split(",") if g.strip()] if groups else None
         try:

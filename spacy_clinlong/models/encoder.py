@@ -157,7 +157,8 @@ def plan_batches(
     current: List[int] = []
     padded = 0
     for i in order:
-        if current and padded * (len(current) + 1) <= budget and lengths[i] >= min_fill * padded:
+        fits = round_up(max(lengths[i], 1), pad_multiple) >= min_fill * padded
+        if current and padded * (len(current) + 1) <= budget and fits:
             current.append(i)
             continue
         if current:
@@ -418,7 +419,8 @@ def encode_windows(
     model (Model): The loaded model.
     windows (Sequence[WindowInput]): The windows.
     batches (Optional[List[List[int]]]): Window indices per encoder call (from
-        `plan_windows`); None to plan all windows with batch_wordpieces.
+        `plan_windows`); None to plan all windows with batch_wordpieces (on CPU at
+        most CPU_CALL_WORDPIECES).
     is_train (bool): Keep the graph for a backward pass (else inference mode).
     read (Optional[Callable]): Picks the tensor to keep from the model
         output; None for the last hidden states.

@@ -5,6 +5,7 @@ safetensors weights), so a pipeline saved with `nlp.to_disk` loads offline
 with exactly the loading code a hub checkpoint goes through.
 """
 
+import contextlib
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -111,6 +112,17 @@ class LongHFShim(PyTorchShim):
     def finish_update(self, optimizer) -> None:
         self._prediction_copy = None
         super().finish_update(optimizer)
+
+    @contextlib.contextmanager
+    def use_params(self, params):
+        # Averaged weights (spaCy's nlp.use_params) go into the fp32 encoder: the int8
+        # copy is remade from them inside the block and from the raw weights after it.
+        self._prediction_copy = None
+        try:
+            with super().use_params(params):
+                yield
+        finally:
+            self._prediction_copy = None
 
     def to_device(self, device_type: str, device_id: int) -> None:
         self._prediction_copy = None

@@ -211,7 +211,12 @@ def run_benchmark(
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     if not texts:
         raise ValueError("No notes to benchmark")
+    if not systems:
+        raise ValueError("No systems to run")
     gpu = gpu_id is not None
+    on_gpu_int8 = [k for k in systems if SYSTEMS_BY_KEY[k].quantize and gpu]
+    if on_gpu_int8:
+        raise ValueError(f"{', '.join(on_gpu_int8)} run on CPU only (int8); leave them out with --gpu-id")
     if gpu:
         spacy.require_gpu(gpu_id)
     batch_size = batch_size or (16 if gpu else 1)

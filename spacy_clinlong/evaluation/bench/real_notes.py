@@ -91,6 +91,8 @@ def read_bench_notes(groups: Optional[Sequence[str]] = None, path: Path = NOTES_
     path (Path): The notes file.
     RETURNS (Dict[str, List[str]]): Note texts per group, in GROUPS' order.
     """
+    if groups is not None and not groups:
+        raise ValueError(f"No note groups chosen; expected some of {list(GROUPS)}")
     unknown = sorted(set(groups or ()) - set(GROUPS))
     if unknown:
         raise ValueError(f"Unknown note groups {unknown}; expected some of {list(GROUPS)}")

@@ -116,8 +116,8 @@ def build_pipeline(system: System, model_dir: Path, *, gpu: bool, clinical: Opti
     gpu (bool): Mixed precision (bf16/fp16) on GPU, for every system alike.
     clinical (Optional[str]): None: the transformer alone. "fast": the full clinical
         pipeline, an `ner` head (random weights, CLINICAL_LABELS) on the transformer
-        and `add_medspacy`'s components; "before": the same with medspaCy's components
-        as they were before the fast ones (PyRuSH, medspaCy's doc consumer).
+        and `add_medspacy`'s components; "before": the same with PyRuSH and medspaCy's
+        doc consumer in place of the fast splitter and consumer (ConText as in "fast").
     RETURNS (Language): The pipeline.
     """
     import spacy
@@ -188,6 +188,7 @@ def ensure_models(archs: Iterable[str], size: str, models_dir: Path) -> Dict[str
     RETURNS (Dict[str, Path]): Directory per arch.
     """
     from ...standins.make_model import build_model, read_build_info
+    from ...standins.wordfreq import WORDS_FILE
 
     found = {}
     for arch in sorted(set(archs)):
@@ -197,7 +198,9 @@ def ensure_models(archs: Iterable[str], size: str, models_dir: Path) -> Dict[str
             ready = info.get("complete") and info.get("arch") == arch and info.get("size") == size
             # A base stand-in built before its tokenizer learnt the clinical word list cuts
             # real notes into about 1.5 times the real checkpoint's wordpieces: rebuild it.
-            ready = ready and (size != "base" or info.get("tokenizer_words", 0) > 0)
+            ready = ready and (
+                size != "base" or info.get("tokenizer_words", 0) > 0 or not WORDS_FILE.exists()
+            )
         except (OSError, ValueError):
             ready = False
         if not ready:
