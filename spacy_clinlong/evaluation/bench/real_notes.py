@@ -59,7 +59,7 @@ def build_bench_notes(held_out: Sequence[str], *, per_group: int = PER_GROUP) ->
                 position += 1
                 n = len(text.split())
                 if words + n > high:
-                    continue  # would overshoot the group: keep it for nothing, take the next
+                    continue  # it would overshoot the group: skip it (it goes into no note)
                 parts.append(text)
                 words += n
             notes.append(
