@@ -156,7 +156,9 @@ def test_ensemble_learns_a_separable_toy_set_in_a_few_steps(tiny_models, tmp_pat
     optimizer = nlp.initialize(lambda: examples)
     optimizer.learn_rate = 0.003
     before = nlp.evaluate(examples)["cats_auc_per_type"]
-    for _ in range(10):
+    # 30 steps: at 10 to 20 the AUC of WARFARIN (one word in 30) still swings, and float
+    # noise from how windows are batched into encoder calls decided whether it reached 0.95.
+    for _ in range(30):
         nlp.update(examples, sgd=optimizer)
     scores = nlp.evaluate(examples)
     assert min(before.values()) < 0.8, before
