@@ -39,13 +39,8 @@ def check_targets(summaries: List[Dict[str, Any]], *, gpu: bool) -> Dict[str, An
     return targets
 
 
-def plot(report: Dict[str, Any], path: Path) -> Path:
-    """A bar chart of words/s per system, min-max whiskers, ratio to (b).
-
-    report (Dict[str, Any]): What run_benchmark returned.
-    path (Path): The PNG to write.
-    RETURNS (Path): The path.
-    """
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (no display), or a one-line install hint."""
     try:
         import matplotlib
     except ImportError:
@@ -55,6 +50,26 @@ def plot(report: Dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot(report: Dict[str, Any], path: Path) -> Path:
+    """A bar chart of words/s per system, min-max whiskers, ratio to (b).
+
+    report (Dict[str, Any]): What run_benchmark returned.
+    path (Path): The PNG to write.
+    RETURNS (Path): The path.
+    """
+    plt = _pyplot()
     systems = report["systems"]
     names = [s["key"] for s in systems]
     means = [s["words_per_s"] for s in systems]
@@ -85,12 +100,7 @@ def plot(report: Dict[str, Any], path: Path) -> Path:
         fontsize=8,
     )
     ax.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def write_report(report: Dict[str, Any], path: Path) -> Path:
@@ -148,15 +158,7 @@ def plot_groups(grouped: Dict[str, Any], path: Path) -> Path:
     path (Path): The PNG to write.
     RETURNS (Path): The path.
     """
-    try:
-        import matplotlib
-    except ImportError:
-        raise ImportError(
-            "--plot needs matplotlib: pip install 'spacy-clinlong[bench]' (or matplotlib)"
-        ) from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     runs = grouped["runs"]
     keys = list(dict.fromkeys(s["key"] for run in runs for s in run["systems"]))
     width = 0.8 / max(len(keys), 1)
@@ -177,9 +179,4 @@ def plot_groups(grouped: Dict[str, Any], path: Path) -> Path:
         f"{machine['device']} {machine['dtype']}; {machine['cpu']}, {machine['cpu_count']} cores", fontsize=8
     )
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
