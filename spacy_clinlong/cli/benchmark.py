@@ -198,7 +198,7 @@ def benchmark_cli(
         if corpus:
             dirs = bench.ensure_models(["longformer"], size.value, models_dir)
             dirs.update(_parse_models(model))
-            system = next(s for s in bench.SYSTEMS if s.key == "longformer")
+            system = bench.SYSTEMS_BY_KEY["longformer"]
             nlp = bench.build_pipeline(system, dirs["longformer"], gpu=gpu)
             report["corpus_memory"] = bench.corpus_memory(
                 nlp, bench.synthetic_stream(corpus, seed=seed + 1), n=corpus, progress=say

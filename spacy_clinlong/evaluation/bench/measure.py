@@ -15,14 +15,13 @@ from .systems import (
     BASELINE,
     SYSTEM_KEYS,
     SYSTEMS,
+    SYSTEMS_BY_KEY,
     System,
     build_pipeline,
     count_wordpieces,
     ensure_models,
     fits_whole,
 )
-
-SYSTEMS_BY_KEY = {s.key: s for s in SYSTEMS}
 
 
 class NoteTooLong(ValueError):

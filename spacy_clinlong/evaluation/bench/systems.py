@@ -106,6 +106,7 @@ SYSTEMS = (
     ),
 )
 SYSTEM_KEYS = tuple(s.key for s in SYSTEMS)
+SYSTEMS_BY_KEY = {s.key: s for s in SYSTEMS}
 
 
 def build_pipeline(system: System, model_dir: Path, *, gpu: bool, clinical: Optional[str] = None):
