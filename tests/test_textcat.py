@@ -123,6 +123,8 @@ def _ensemble_nlp(model_dir):
             "model": {
                 "@architectures": "spacy-clinlong.WholeNoteTextCatEnsemble.v1",
                 "doc_encoder": {"@architectures": "spacy-clinlong.DocPoolingListener.v1", "pooling": "cls"},
+                # As in the configs: the bag of words learns 20 times as fast as the transformer.
+                "linear_scale": 20.0,
                 "linear_model": {
                     "@architectures": "spacy.TextCatBOW.v3",
                     "exclusive_classes": False,
@@ -139,35 +141,36 @@ def _ensemble_nlp(model_dir):
 def test_ensemble_learns_a_separable_toy_set_in_a_few_steps(tiny_models, tmp_path):
     spacy.util.fix_random_seed(0)
     nlp = _ensemble_nlp(tiny_models("longformer"))
-    words = "patient seen today for follow up of chronic conditions and routine labs".split()
+    # Every note has the same words in its own order, then one drug of each pair: to the bag of
+    # words only the drugs tell notes apart. (Random word counts gave it noise to fit, and the
+    # AUC swung with the float noise of how windows were batched into encoder calls.)
+    words = "patient seen today for follow up of chronic conditions and routine labs".split() * 2
     rng = numpy.random.default_rng(0)
     examples = []
     for i in range(16):
-        body = " ".join(rng.choice(words, size=30))
         cats = {"WARFARIN": float(i % 2 == 0), "INSULIN": float(i % 4 < 2)}
-        text = (
-            body
-            + (" on warfarin" if cats["WARFARIN"] else "")
-            + (" takes insulin" if cats["INSULIN"] else "")
-        )
+        drugs = ["on", "warfarin" if cats["WARFARIN"] else "aspirin"]
+        drugs += ["takes", "insulin" if cats["INSULIN"] else "metformin"]
+        text = " ".join([*rng.permutation(words), *drugs])
         ref = nlp.make_doc(text)
         ref.cats = cats
         examples.append(Example(nlp.make_doc(text), ref))
     optimizer = nlp.initialize(lambda: examples)
-    optimizer.learn_rate = 0.003
-    before = nlp.evaluate(examples)["cats_auc_per_type"]
-    # 30 steps: at 10 to 20 the AUC of WARFARIN (one word in 30) still swings, and float
-    # noise from how windows are batched into encoder calls decided whether it reached 0.95.
-    for _ in range(30):
+    optimizer.learn_rate = 1e-4
+    before = nlp.evaluate(examples)
+    # Seeds 0-5, one encoder call per window or one for all: an AUC of 1.0 within 2 steps,
+    # kept through 40, so 10 is in the middle.
+    for _ in range(10):
         nlp.update(examples, sgd=optimizer)
     scores = nlp.evaluate(examples)
-    assert min(before.values()) < 0.8, before
+    assert before["cats_macro_auc"] < 0.8, before["cats_auc_per_type"]
     assert min(scores["cats_auc_per_type"].values()) >= 0.95, scores["cats_auc_per_type"]
     # Saved and loaded, it gives the same scores (the bag of words is part of the model).
     nlp.to_disk(tmp_path / "ens")
     loaded = spacy.load(tmp_path / "ens")
-    text = examples[0].reference.text
-    assert loaded(text).cats == pytest.approx(nlp(text).cats, abs=1e-6)
+    for example in examples[:2]:
+        text = example.reference.text
+        assert loaded(text).cats == pytest.approx(nlp(text).cats, abs=1e-6)
 
 
 def test_ensemble_refuses_a_linear_model_that_is_no_classifier(tiny_models):
