@@ -407,8 +407,12 @@ JSON_VALUES = st.recursive(
 )
 def test_any_jsonl_bytes_give_records_or_reasons(tmp_path, lines):
     path = tmp_path / "fuzz.jsonl"
-    path.write_bytes(b"\n".join(line.replace(b"\n", b" ") for line in lines) + b"\n")
-    assert _plan_and_read(NoteInput(path)) == sum(1 for line in lines if line.replace(b"\n", b" ").strip())
+    lines = [line.replace(b"\n", b" ") for line in lines]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    # A UTF-8 BOM that starts the file is dropped (as by utf-8-sig): no record of its own.
+    if lines and lines[0].startswith(b"\xef\xbb\xbf"):
+        lines[0] = lines[0][3:]
+    assert _plan_and_read(NoteInput(path)) == sum(1 for line in lines if line.strip())
 
 
 @FUZZ
