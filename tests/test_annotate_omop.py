@@ -265,6 +265,45 @@ def test_the_command_line_checks_database_output_arguments_before_writing(medspa
     assert "1 notes annotated into sqlite:///" in result.output and "clinlong_errors" in result.output
 
 
+def test_a_job_reads_its_concept_maps_once_and_its_row_once_on_resume(
+    medspacy_pipeline, tmp_path, monkeypatch
+):
+    from spacy_clinlong.annotate.database_job import DatabaseJob, NoteNlpOutput
+    from spacy_clinlong.io import omop_mapping
+
+    url = f"sqlite:///{tmp_path / 'cdm.sqlite'}"
+    make_notes(url, 3)
+    sections, concepts = tmp_path / "sections.json", tmp_path / "concepts.csv"
+    sections.write_text(json.dumps({"family_history": 4000002}))
+    concepts.write_text("term,concept_id\nfever,437663\n")
+    reads = []
+    read = omop_mapping.read_concepts
+    monkeypatch.setattr(omop_mapping, "read_concepts", lambda path: reads.append(path) or read(path))
+    spec = JobSpec(
+        model=str(medspacy_pipeline),
+        input=url,
+        output=url,
+        section_concepts=str(sections),
+        concepts=str(concepts),
+    )
+
+    def row_queries_of_prepare() -> int:
+        with DatabaseJob(spec) as job:
+            query_row, queries = job.writer.job, []
+            monkeypatch.setattr(job.writer, "job", lambda key: queries.append(key) or query_row(key))
+            job.prepare()
+            assert job.row is not None and not job.complete and len(job.pending()) == 1
+        return len(queries)
+
+    # Starting reads back the row it wrote; resuming checks the row it read, and keeps it.
+    assert [row_queries_of_prepare(), row_queries_of_prepare()] == [2, 1]
+    output = NoteNlpOutput(spec, {})
+    assert (output.section_concepts, output.concepts) == ({"family_history": 4000002}, {"fever": 437663})
+    output.close()
+    # Read at validation only: the job's identity and the rows reuse them.
+    assert reads == [str(sections), str(concepts)]
+
+
 def _lines(url: str) -> int:
     try:
         return query(url, "SELECT count(*) FROM clinlong_manifest")[0][0]

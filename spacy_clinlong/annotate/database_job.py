@@ -64,6 +64,7 @@ class DatabaseJob:
             input changed since it started.
         """
         row = self.writer.job(self.key)
+        started = False
         if row is None:
             plan = list(
                 shard_plan(
@@ -74,11 +75,12 @@ class DatabaseJob:
                 )
             )
             identity = {"spacy_clinlong": __version__, "job": self.spec.identity()}
-            if not self.writer.start_job(self.key, identity, self.source.fingerprint(), plan):
-                row = self.writer.job(self.key)  # another process started it meanwhile
-        if row is not None:
+            started = self.writer.start_job(self.key, identity, self.source.fingerprint(), plan)
+            # Ours as stored, or the one another process started meanwhile (to be checked).
+            row = self.writer.job(self.key)
+        if row is not None and not started:
             self._check_same(row)
-        self.row = self.writer.job(self.key)
+        self.row = row
         self.shards = self.writer.plan(self.key)
         self.done = self.writer.manifest(self.key)
 

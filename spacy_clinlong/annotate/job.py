@@ -154,10 +154,20 @@ class JobSpec:
 
     def concept_maps(self) -> Tuple[Dict[str, int], Dict[str, int]]:
         """RETURNS (Tuple[Dict[str, int], Dict[str, int]]): The section and term concept maps
-        (empty where not given).
+        (empty where not given), read once per spec: validation, the job's identity and the
+        rows all see the same content.
 
         RAISES (JobError): When a map file is missing or not a map of names to integers.
         """
+        paths = (self.section_concepts, self.concepts)
+        # Not a dataclass field: asdict() (job.json, the workers' specs) leaves it out, and
+        # keyed by the paths, so a spec whose paths were reassigned reads its new maps.
+        cached = self.__dict__.get("_concept_maps")
+        if cached is None or cached[0] != paths:
+            cached = self._concept_maps = (paths, self._read_concept_maps())
+        return cached[1]
+
+    def _read_concept_maps(self) -> Tuple[Dict[str, int], Dict[str, int]]:
         from ..io.omop_mapping import read_concepts
 
         maps = []
