@@ -163,3 +163,63 @@ def test_averaged_weights_get_their_own_int8_copy(trf_nlp, tiny_models, notes):
         inside = model.shim.prediction_model()
         assert inside is not before and is_quantized(inside)
     assert model.shim.prediction_model() not in (before, inside)
+
+
+def test_check_int8_reports_what_int8_keeps_on_the_users_notes(annotate_pipeline, notes, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from spacy_clinlong.cli import app
+
+    source = tmp_path / "notes.jsonl"
+    source.write_text("".join(json.dumps({"text": n["text"]}) + "\n" for n in notes) + '{"text": ""}\n')
+    out = tmp_path / "report.json"
+    args = ["check-int8", str(annotate_pipeline), str(source), "--limit", "3", "--json", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["notes"] == 3 and report["overrides"] == ["components.transformer.model.quantize"]
+    ents = report["ents"]
+    assert ents["fp32"] > 0 and 0 < ents["same"] <= min(ents["fp32"], ents["int8"])
+    assert ents["kept"] == pytest.approx(ents["same"] / ents["fp32"])
+    assert sum(s["fp32"] for s in ents["per_label"].values()) == ents["fp32"]
+    assert set(report["cats"]) and all(0 <= s["same_decision"] <= 1 for s in report["cats"].values())
+    assert report["fp32_words_per_s"] > 0 and report["int8_words_per_s"] > 0
+    assert "| ents | fp32 | int8 | same | kept | F1 |" in result.output
+    # The note text never appears in the report.
+    assert notes[0]["text"][:40] not in result.output + out.read_text()
+
+
+def test_check_int8_refuses_a_pipeline_it_cannot_change(tmp_path, notes):
+    import json
+
+    from typer.testing import CliRunner
+
+    from spacy_clinlong.cli import app
+
+    spacy.blank("en").to_disk(tmp_path / "blank")
+    source = tmp_path / "notes.jsonl"
+    source.write_text(json.dumps({"text": notes[0]["text"]}) + "\n")
+    result = CliRunner().invoke(app, ["check-int8", str(tmp_path / "blank"), str(source)])
+    assert result.exit_code == 1 and "no long-span model" in result.output
+    result = CliRunner().invoke(app, ["check-int8", str(tmp_path / "nowhere"), str(source)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+
+
+def test_compare_docs_counts_kept_spans_and_category_decisions():
+    from spacy.tokens import Span
+
+    from spacy_clinlong.evaluation.int8_check import compare_docs
+
+    nlp = spacy.blank("en")
+    a, b = nlp("aspirin for chest pain today"), nlp("aspirin for chest pain today")
+    a.ents = [Span(a, 0, 1, "DRUG"), Span(a, 2, 4, "PROBLEM")]
+    b.ents = [Span(b, 0, 1, "DRUG"), Span(b, 3, 4, "PROBLEM")]
+    a.cats, b.cats = {"X": 0.6, "Y": 0.1}, {"X": 0.4, "Y": 0.2}
+    report = compare_docs([a], [b])
+    assert report["ents"]["kept"] == 0.5 and report["ents"]["f1"] == 0.5
+    assert report["ents"]["per_label"]["DRUG"]["kept"] == 1.0
+    assert report["ents"]["per_label"]["PROBLEM"]["same"] == 0
+    assert report["cats"]["X"]["same_decision"] == 0.0 and report["cats"]["Y"]["same_decision"] == 1.0
+    assert report["cats"]["X"]["max_score_difference"] == pytest.approx(0.2)

@@ -7,6 +7,7 @@ from . import (  # noqa: F401  (registers the commands)
     configs,
     convert,
     demo,
+    int8_check,
     long_range,
     make_model,
     pretrain,

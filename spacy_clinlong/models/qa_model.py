@@ -42,6 +42,7 @@ from .shim import HFModelAccess
 from .types import LongSpansT
 
 AUTO_CLS = "AutoModelForQuestionAnswering"
+QA_ARCH = "spacy-clinlong.LongQAModel.v1"
 
 
 @dataclass
@@ -341,7 +342,7 @@ def train_windows(model: LongQAModel, windows: List[PairWindow], get_grads: GetG
     return stats
 
 
-@registry.architectures("spacy-clinlong.LongQAModel.v1")
+@registry.architectures(QA_ARCH)
 def create_long_qa_model_v1(
     name: str,
     get_spans: Optional[LongSpansT] = None,
