@@ -223,3 +223,24 @@ def test_compare_docs_counts_kept_spans_and_category_decisions():
     assert report["ents"]["per_label"]["PROBLEM"]["same"] == 0
     assert report["cats"]["X"]["same_decision"] == 0.0 and report["cats"]["Y"]["same_decision"] == 1.0
     assert report["cats"]["X"]["max_score_difference"] == pytest.approx(0.2)
+
+
+def test_check_int8_reads_a_pipeline_saved_with_int8_in_fp32_too(
+    trf_nlp, tiny_models, notes, tmp_path, monkeypatch
+):
+    from spacy_clinlong.evaluation import int8_check
+
+    trf_nlp(tiny_models("longformer"), quantize="int8").to_disk(tmp_path / "saved-int8")
+    loads = []
+    real_load = spacy.load
+
+    def spy(name, **kwargs):
+        nlp = real_load(name, **kwargs)
+        loads.append(nlp.config["components"]["transformer"]["model"]["quantize"])
+        return nlp
+
+    monkeypatch.setattr(spacy, "load", spy)
+    report = int8_check.check_int8(tmp_path / "saved-int8", [notes[0]["text"]], batch_size=1)
+    # As saved (int8), then the fp32 reference with the setting off, then int8.
+    assert loads == ["int8", None, "int8"]
+    assert report["overrides"] == ["components.transformer.model.quantize"] and report["notes"] == 1

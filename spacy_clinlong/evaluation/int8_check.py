@@ -13,7 +13,7 @@ and scores leave this module, never note text.
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from ..models.architecture import MODEL_ARCH, TOK2VEC_ARCH
 from ..models.qa_model import QA_ARCH
@@ -22,18 +22,19 @@ QUANTIZABLE = (MODEL_ARCH, TOK2VEC_ARCH, QA_ARCH)
 Span = Tuple[int, int, str]
 
 
-def quantize_overrides(config: Dict[str, Any]) -> Dict[str, str]:
-    """The config overrides that switch a pipeline's long-span models to int8.
+def quantize_settings(config: Dict[str, Any]) -> Dict[str, Optional[str]]:
+    """Where a pipeline's long-span models take their `quantize` setting, and its value.
 
     config (Dict[str, Any]): A pipeline's config (`nlp.config`).
-    RETURNS (Dict[str, str]): Dotted config paths ("components.transformer.model.quantize") to "int8".
+    RETURNS (Dict[str, Optional[str]]): Dotted config paths
+        ("components.transformer.model.quantize") to their value as saved (None: fp32).
     """
-    found: Dict[str, str] = {}
+    found: Dict[str, Optional[str]] = {}
 
     def walk(node: Any, path: Tuple[str, ...]) -> None:
         if isinstance(node, dict):
             if node.get("@architectures") in QUANTIZABLE:
-                found[".".join(path + ("quantize",))] = "int8"
+                found[".".join(path + ("quantize",))] = node.get("quantize")
             for key, value in node.items():
                 walk(value, path + (str(key),))
 
@@ -121,25 +122,29 @@ def _read(nlp, texts: Sequence[str], batch_size: int) -> Tuple[List, float]:
     return docs, time.perf_counter() - start
 
 
-def check_int8(model: Path, texts: Sequence[str], *, batch_size: int = 8) -> Dict[str, Any]:
+def check_int8(model: Union[str, Path], texts: Sequence[str], *, batch_size: int = 8) -> Dict[str, Any]:
     """Read notes with a pipeline in fp32 and in int8 and compare the answers.
 
-    model (Path): A saved pipeline (a directory or an installed package name).
+    model (Union[str, Path]): A saved pipeline (a directory or an installed package name).
     texts (Sequence[str]): The notes.
     batch_size (int): `nlp.pipe`'s batch size, the same for both.
     RETURNS (Dict[str, Any]): `compare_docs`'s report, plus "overrides" (what was
-        switched to int8), "words" and words/s for each precision.
+        switched to int8; a pipeline saved with int8 on is read in fp32 with it off),
+        "words" and words/s for each precision.
     """
     import spacy
 
     if not texts:
         raise ValueError("no notes to compare")
     fp32 = spacy.load(model)
-    overrides = quantize_overrides(fp32.config)
-    if not overrides:
+    saved = quantize_settings(fp32.config)
+    if not saved:
         raise ValueError(
             f"{model}: no long-span model of spacy-clinlong in the pipeline, so int8 changes nothing"
         )
+    if any(saved.values()):  # saved with int8 switched on: compare against fp32 all the same
+        fp32 = spacy.load(model, config={path: None for path in saved})
+    overrides = {path: "int8" for path in saved}
     int8 = spacy.load(model, config=overrides)
     fp32_docs, fp32_s = _read(fp32, texts, batch_size)
     int8_docs, int8_s = _read(int8, texts, batch_size)
