@@ -186,6 +186,8 @@ def test_check_int8_reports_what_int8_keeps_on_the_users_notes(annotate_pipeline
     assert sum(s["fp32"] for s in ents["per_label"].values()) == ents["fp32"]
     assert set(report["cats"]) and all(0 <= s["same_decision"] <= 1 for s in report["cats"].values())
     assert report["fp32_words_per_s"] > 0 and report["int8_words_per_s"] > 0
+    # A speed figure names its CPU.
+    assert report["machine"]["cpu"] and report["machine"]["cpu"] in result.output
     assert "| ents | fp32 | int8 | same | kept | F1 |" in result.output
     # The note text never appears in the report.
     assert notes[0]["text"][:40] not in result.output + out.read_text()

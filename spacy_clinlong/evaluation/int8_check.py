@@ -17,9 +17,10 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Un
 
 from ..models.architecture import MODEL_ARCH, TOK2VEC_ARCH
 from ..models.qa_model import QA_ARCH
+from .bench.measure import machine_facts
 
 QUANTIZABLE = (MODEL_ARCH, TOK2VEC_ARCH, QA_ARCH)
-Span = Tuple[int, int, str]
+SpanKey = Tuple[int, int, str]  # start_char, end_char, label
 
 
 def quantize_settings(config: Dict[str, Any]) -> Dict[str, Optional[str]]:
@@ -42,7 +43,7 @@ def quantize_settings(config: Dict[str, Any]) -> Dict[str, Optional[str]]:
     return found
 
 
-def _spans(doc) -> Dict[str, Set[Span]]:
+def _spans(doc) -> Dict[str, Set[SpanKey]]:
     out = {"ents": {(e.start_char, e.end_char, e.label_) for e in doc.ents}}
     for key, group in doc.spans.items():
         out[f"spans:{key}"] = {(s.start_char, s.end_char, s.label_) for s in group}
@@ -55,7 +56,7 @@ class _SpanTally:
         self.int8: Counter = Counter()
         self.both: Counter = Counter()
 
-    def add(self, a: Set[Span], b: Set[Span]) -> None:
+    def add(self, a: Set[SpanKey], b: Set[SpanKey]) -> None:
         self.fp32.update(label for _, _, label in a)
         self.int8.update(label for _, _, label in b)
         self.both.update(label for _, _, label in a & b)
@@ -130,7 +131,7 @@ def check_int8(model: Union[str, Path], texts: Sequence[str], *, batch_size: int
     batch_size (int): `nlp.pipe`'s batch size, the same for both.
     RETURNS (Dict[str, Any]): `compare_docs`'s report, plus "overrides" (what was
         switched to int8; a pipeline saved with int8 on is read in fp32 with it off),
-        "words" and words/s for each precision.
+        "words", words/s for each precision and the "machine" they were measured on.
     """
     import spacy
 
@@ -156,6 +157,7 @@ def check_int8(model: Union[str, Path], texts: Sequence[str], *, batch_size: int
         batch_size=batch_size,
         fp32_words_per_s=words / fp32_s,
         int8_words_per_s=words / int8_s,
+        machine=machine_facts(None),
     )
     return report
 
@@ -169,7 +171,9 @@ def format_int8_report(report: Dict[str, Any], limit_labels: Optional[int] = 20)
     lines = [
         f"{report['notes']} notes, {report['words']:,} words, batch size {report['batch_size']}: "
         f"fp32 {report['fp32_words_per_s']:,.0f} words/s, int8 {report['int8_words_per_s']:,.0f} words/s "
-        f"({report['int8_words_per_s'] / report['fp32_words_per_s']:.2f}x)",
+        f"({report['int8_words_per_s'] / report['fp32_words_per_s']:.2f}x) on "
+        f"{report['machine']['cpu']} ({report['machine']['cpu_capability']}, "
+        f"{report['machine']['cpu_count']} cores)",
     ]
     for kind in [key for key in report if key == "ents" or key.startswith("spans:")]:
         scores = report[kind]
