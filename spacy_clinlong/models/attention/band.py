@@ -286,13 +286,27 @@ def merge_extra_keys(
         additive mask) of the extra keys.
     values (torch.Tensor): (..., extra, dim): their values.
     RETURNS (torch.Tensor): (..., queries, dim): the softmax over band and
-        extra keys together. A query that sees nothing gets an arbitrary row.
+        extra keys together, a new tensor. A query that sees nothing gets an
+        arbitrary row.
     """
     top = torch.maximum(lse, scores.amax(dim=-1))
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
     band_weight = torch.exp(lse - top)
     extra_weight = torch.exp(scores - top[..., None])
-    # A band that saw nothing has a NaN output and zero weight.
-    band_part = torch.where(band_weight[..., None] > 0, out * band_weight[..., None], torch.zeros_like(out))
     total = band_weight + extra_weight.sum(dim=-1)
-    return (band_part + torch.matmul(extra_weight, values)) / total[..., None]
+    # The full-size rows are written twice: the band's share, then the extra
+    # keys' part added in place (the weights are per query, so small).
+    merged = out * (band_weight / total)[..., None]
+    saw_nothing = band_weight == 0
+    if bool(saw_nothing.any()):
+        # A band that saw nothing has a NaN output and zero weight.
+        merged.masked_fill_(saw_nothing[..., None], 0.0)
+    shares = extra_weight / total[..., None]
+    if scores.shape[-1] == 1:
+        # One extra key (a Longformer note's only global token): an outer product.
+        return merged.addcmul_(shares, values)
+    queries, dim = out.shape[-2:]
+    merged.view(-1, queries, dim).baddbmm_(
+        shares.reshape(-1, queries, scores.shape[-1]), values.reshape(-1, values.shape[-2], dim)
+    )
+    return merged

@@ -119,10 +119,15 @@ class FastLongformerSelfAttention(LongformerSelfAttention):
             dropout=dropout,
             cache=cache,
         )
-        # Hugging Face zeroes the rows of padding.
-        out = out.masked_fill(is_index_masked[:, :, None, None], 0.0).reshape(batch, length, width)
+        out = out.reshape(batch, length, width)
+        # Hugging Face zeroes the rows of padding. At inference `out` is this
+        # layer's own tensor, changed in place, and only where a row is padding.
+        if torch.is_grad_enabled():
+            out = out.masked_fill(is_index_masked[:, :, None], 0.0)
+        elif per_pass(cache, "any_index_masked", is_index_masked, lambda: bool(is_index_masked.any())):
+            out.masked_fill_(is_index_masked[:, :, None], 0.0)
         if slots is not None and slots[0].shape[1]:
-            out = self._with_global_rows(hidden_states, out, slots, is_index_masked, dropout)
+            out = self._with_global_rows(hidden_states, out, slots, is_index_masked, dropout, cache)
         return (out,)
 
     def _stock_forward(
@@ -165,7 +170,7 @@ class FastLongformerSelfAttention(LongformerSelfAttention):
             cut.append(outputs[2][..., :length])  # (batch, heads, globals, length)
         return tuple(cut)
 
-    def _with_global_rows(self, hidden, out, slots, is_index_masked, dropout):
+    def _with_global_rows(self, hidden, out, slots, is_index_masked, dropout, cache=None):
         positions, valid = slots
         batch, length, width = hidden.shape
         heads, dim = self.num_heads, self.head_dim
@@ -194,6 +199,10 @@ class FastLongformerSelfAttention(LongformerSelfAttention):
             values = self.value_global(hidden).view(batch, length, heads, dim)
             rows = torch.einsum("bghl,blhd->bghd", probs, values)
         rows = rows.reshape(batch, n_global, width).to(out.dtype)
+        every_slot = per_pass(cache, "every_global_slot_used", valid, lambda: bool(valid.all()))
+        if every_slot and not torch.is_grad_enabled():
+            # `out` is this layer's own new tensor: written in place, no copy.
+            return out.scatter_(1, positions[:, :, None].expand(batch, n_global, width), rows)
         # Padding slots write to a spare row past the end, dropped after.
         target = torch.where(valid, positions, torch.full_like(positions, length))
         out = torch.cat([out, out.new_zeros(batch, 1, width)], dim=1)
