@@ -338,6 +338,23 @@ def test_cli_runs_the_real_notes_by_default(tiny_dirs, tmp_path):
     assert "| 1 window (8 x" in result.output and "cores" in result.output
 
 
+def test_the_report_names_limits_set_on_the_kernels_instructions(monkeypatch):
+    # AVX2 code measured on an AVX-512 machine must not read as that machine's own figure.
+    for name in bench.measure.ISA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    plain = bench.machine_facts(None)
+    assert plain["isa_limits"] == {}
+    assert "limited" not in bench.machine_line(plain)
+    assert plain["cpu"] in bench.machine_line(plain) and plain["cpu_capability"] in bench.machine_line(plain)
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    monkeypatch.setenv("FBGEMM_ENABLE_INSTRUCTIONS", "AVX2")
+    limited = bench.machine_facts(None)
+    assert limited["isa_limits"] == {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
+    assert "limited by MKL_ENABLE_INSTRUCTIONS=AVX2, FBGEMM_ENABLE_INSTRUCTIONS=AVX2" in bench.machine_line(
+        limited
+    )
+
+
 def test_int8_on_a_gpu_and_an_empty_choice_are_refused(tiny_dirs, texts, tmp_path):
     with pytest.raises(ValueError, match="No systems to run"):
         bench.run_benchmark(texts, systems=[], size="tiny", models_dir=tmp_path, model_dirs=tiny_dirs)

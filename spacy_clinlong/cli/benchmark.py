@@ -208,8 +208,7 @@ def benchmark_cli(
     bench.write_report(report, json_path)
     if "runs" in report:
         typer.echo(bench.format_groups_table(report))
-        machine = report["machine"]
-        typer.echo(f"{machine['cpu']}, {machine['cpu_count']} cores, {machine['device']}")
+        typer.echo(bench.machine_line(report["machine"]))
         if plot_path is not None:
             bench.plot_groups(report, plot_path)
     else:

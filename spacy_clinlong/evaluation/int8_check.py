@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Un
 from ..models.architecture import MODEL_ARCH, TOK2VEC_ARCH
 from ..models.qa_model import QA_ARCH
 from .bench.measure import machine_facts
+from .bench.report import machine_line
 
 QUANTIZABLE = (MODEL_ARCH, TOK2VEC_ARCH, QA_ARCH)
 SpanKey = Tuple[int, int, str]  # start_char, end_char, label
@@ -171,9 +172,7 @@ def format_int8_report(report: Dict[str, Any], limit_labels: Optional[int] = 20)
     lines = [
         f"{report['notes']} notes, {report['words']:,} words, batch size {report['batch_size']}: "
         f"fp32 {report['fp32_words_per_s']:,.0f} words/s, int8 {report['int8_words_per_s']:,.0f} words/s "
-        f"({report['int8_words_per_s'] / report['fp32_words_per_s']:.2f}x) on "
-        f"{report['machine']['cpu']} ({report['machine']['cpu_capability']}, "
-        f"{report['machine']['cpu_count']} cores)",
+        f"({report['int8_words_per_s'] / report['fp32_words_per_s']:.2f}x) on {machine_line(report['machine'])}",
     ]
     for kind in [key for key in report if key == "ents" or key.startswith("spans:")]:
         scores = report[kind]

@@ -32,7 +32,15 @@ from .measure import (
     synthetic_stream,
 )
 from .real_notes import GROUPS, read_bench_notes
-from .report import check_targets, format_groups_table, format_table, plot, plot_groups, write_report
+from .report import (
+    check_targets,
+    format_groups_table,
+    format_table,
+    machine_line,
+    plot,
+    plot_groups,
+    write_report,
+)
 from .systems import (
     BASELINE,
     CLINICAL_CHOICES,
@@ -63,6 +71,7 @@ __all__ = [
     "RssSampler",
     "corpus_memory",
     "machine_facts",
+    "machine_line",
     "run_benchmark",
     "run_groups",
     "run_once",

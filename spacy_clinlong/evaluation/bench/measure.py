@@ -133,8 +133,21 @@ class Measured:
         return out
 
 
+# Variables that make torch, MKL, oneDNN and fbgemm use fewer instructions than
+# the CPU has (e.g. AVX2 code on an AVX-512 machine); a report names those set.
+ISA_VARIABLES = (
+    "ATEN_CPU_CAPABILITY",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "FBGEMM_ENABLE_INSTRUCTIONS",
+)
+
+
 def machine_facts(gpu_id: Optional[int]) -> Dict[str, Any]:
-    """CPU, core count, threads, library versions and the GPU, if any."""
+    """CPU, core count, threads, library versions and the GPU, if any. `isa_limits`
+    holds the ISA_VARIABLES set in the environment (empty: each library picks the
+    CPU's best)."""
     from importlib.metadata import version
 
     import spacy
@@ -154,6 +167,7 @@ def machine_facts(gpu_id: Optional[int]) -> Dict[str, Any]:
         "cpu_count": os.cpu_count(),
         # What torch's CPU kernels use: AVX2 and AVX-512 machines differ in speed and int8 gain.
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "isa_limits": {name: os.environ[name] for name in ISA_VARIABLES if os.environ.get(name)},
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -7,6 +7,22 @@ from typing import Any, Dict, List
 from .systems import BASELINE
 
 
+def machine_line(machine: Dict[str, Any]) -> str:
+    """The machine of a report in one line: CPU, the instructions its kernels use
+    (and any limit set on them), cores, and the device.
+
+    machine (Dict[str, Any]): A report's `machine` (measure.machine_facts).
+    RETURNS (str): E.g. "Intel Xeon (AVX512), 2 cores, cpu float32".
+    """
+    kernels = machine.get("cpu_capability", "?")
+    limits = ", ".join(f"{name}={value}" for name, value in machine.get("isa_limits", {}).items())
+    if limits:
+        kernels += f", limited by {limits}"
+    return (
+        f"{machine['cpu']} ({kernels}), {machine['cpu_count']} cores, {machine['device']} {machine['dtype']}"
+    )
+
+
 def check_targets(summaries: List[Dict[str, Any]], *, gpu: bool) -> Dict[str, Any]:
     """The speed and memory targets, as met or not (None where a system did not run)."""
     by_key = {s["key"]: s for s in summaries}
@@ -96,7 +112,7 @@ def plot(report: Dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("words / s (higher is better)")
     ax.set_title(
         f"{notes['count']} notes, {notes['words_per_note']:.0f} words each on average; "
-        f"{machine['device']} {machine['dtype']}\n{machine['cpu']}, {machine['cpu_count']} cores",
+        f"\n{machine_line(machine)}",
         fontsize=8,
     )
     ax.tick_params(axis="x", labelsize=8)
@@ -175,8 +191,6 @@ def plot_groups(grouped: Dict[str, Any], path: Path) -> Path:
     ax.set_xticklabels([f"{run['group']}\nbatch {run['settings']['batch_size']}" for run in runs], fontsize=8)
     ax.set_ylabel("words / s (higher is better)")
     machine = grouped["machine"]
-    ax.set_title(
-        f"{machine['device']} {machine['dtype']}; {machine['cpu']}, {machine['cpu_count']} cores", fontsize=8
-    )
+    ax.set_title(machine_line(machine), fontsize=8)
     ax.legend(fontsize=8)
     return _save(plt, fig, path)
