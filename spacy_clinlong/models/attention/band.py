@@ -294,6 +294,13 @@ def merge_extra_keys(
     band_weight = torch.exp(lse - top)
     extra_weight = torch.exp(scores - top[..., None])
     total = band_weight + extra_weight.sum(dim=-1)
+    if torch.compiler.is_compiling():
+        # torch.compile with dynamic shapes (torch 2.13) emits code that fails for the
+        # in-place version below; inductor fuses the elementwise passes of this one itself.
+        band_part = torch.where(
+            band_weight[..., None] > 0, out * band_weight[..., None], torch.zeros_like(out)
+        )
+        return (band_part + torch.matmul(extra_weight, values)) / total[..., None]
     # The full-size rows are written twice: the band's share, then the extra
     # keys' part added in place (the weights are per query, so small).
     merged = out * (band_weight / total)[..., None]

@@ -199,8 +199,9 @@ class FastLongformerSelfAttention(LongformerSelfAttention):
             values = self.value_global(hidden).view(batch, length, heads, dim)
             rows = torch.einsum("bghl,blhd->bghd", probs, values)
         rows = rows.reshape(batch, n_global, width).to(out.dtype)
-        every_slot = per_pass(cache, "every_global_slot_used", valid, lambda: bool(valid.all()))
-        if every_slot and not torch.is_grad_enabled():
+        if not torch.is_grad_enabled() and per_pass(
+            cache, "every_global_slot_used", valid, lambda: bool(valid.all())
+        ):
             # `out` is this layer's own new tensor: written in place, no copy.
             return out.scatter_(1, positions[:, :, None].expand(batch, n_global, width), rows)
         # Padding slots write to a spare row past the end, dropped after.
