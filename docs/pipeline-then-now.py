@@ -4,12 +4,13 @@
     # the package as it was (transformer, ner, add_medspacy's defaults then: PyRuSH and
     # medspaCy's doc consumer); the code is taken from the checkout, everything else from
     # this environment
-    PYTHONPATH=../clinlong-e3d04e6 python docs/pipeline-then-now.py then "2 windows" 8 MODEL_DIR
+    PYTHONPATH="$(cd ../clinlong-e3d04e6 && pwd)" python docs/pipeline-then-now.py then "2 windows" 8 MODEL_DIR
     # this package: the benchmark's `--pipeline fast` pipeline, fp32 or int8
     python docs/pipeline-then-now.py int8 "2 windows" 8 MODEL_DIR
 
-MODEL_DIR is the benchmark's base Longformer stand-in (`make-model --arch longformer --size
-base`, or ~/.cache/spacy-clinlong/bench-models/longformer-base after a `benchmark` run). Both
+MODEL_DIR is the benchmark's base Longformer stand-in (`python -m spacy_clinlong make-model
+MODEL_DIR --arch longformer --size base`, or ~/.cache/spacy-clinlong/bench-models/longformer-base
+after a `benchmark` run). `then` refuses to run this checkout's code. Both
 pipelines get the same ner head (untrained, three labels) and the same medspaCy target rules
 (`evaluation.bench.systems.CLINICAL_TERMS`), read the benchmark's real notes of one group
 after a one-note warm-up, and print one JSON line: seconds, words (spaCy tokens), words/s,
@@ -55,9 +56,12 @@ def keep_only_importable_entry_points():
         except ModuleNotFoundError:
             return False
 
-    groups = catalogue.AVAILABLE_ENTRY_POINTS
-    for group in list(groups):
-        groups[group] = [ep for ep in groups[group] if importable(ep)]
+    found = catalogue.AVAILABLE_ENTRY_POINTS
+    if isinstance(found, dict):  # Python < 3.12: entry points by group
+        for group in list(found):
+            found[group] = [ep for ep in found[group] if importable(ep)]
+    else:  # Python >= 3.12: one EntryPoints collection
+        catalogue.AVAILABLE_ENTRY_POINTS = type(found)(ep for ep in found if importable(ep))
 
 
 def pipeline_then(model_dir):
@@ -100,6 +104,10 @@ def main(mode, group, batch_size, model_dir):
     if not texts:
         raise SystemExit(f"no notes in group {group!r}")
     if mode == "then":
+        import spacy_clinlong
+
+        if Path(spacy_clinlong.__file__).resolve().parent.parent == HERE:
+            raise SystemExit("then: spacy_clinlong is this checkout's; put the old checkout on PYTHONPATH")
         keep_only_importable_entry_points()
         nlp = pipeline_then(model_dir)
     else:

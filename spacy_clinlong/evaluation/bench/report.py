@@ -111,8 +111,7 @@ def plot(report: Dict[str, Any], path: Path) -> Path:
     notes = report["notes"]
     ax.set_ylabel("words / s (higher is better)")
     ax.set_title(
-        f"{notes['count']} notes, {notes['words_per_note']:.0f} words each on average; "
-        f"\n{machine_line(machine)}",
+        f"{notes['count']} notes, {notes['words_per_note']:.0f} words each on average\n{machine_line(machine)}",
         fontsize=8,
     )
     ax.tick_params(axis="x", labelsize=8)
